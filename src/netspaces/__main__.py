@@ -1,0 +1,3 @@
+from netspaces.cli import main
+
+raise SystemExit(main())
