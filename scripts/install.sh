@@ -29,7 +29,7 @@ if [ "$(readlink .venv 2>/dev/null || true)" != "$target" ]; then
 fi
 
 # The shared environment holds one editable install of netspaces; point it at this checkout.
-if ! .venv/bin/python - <<'PY' 2>/dev/null
+if ! env -u PYTHONPATH .venv/bin/python - <<'PY' 2>/dev/null
 import os, sys, netspaces
 sys.exit(0 if os.path.realpath(netspaces.__file__).startswith(os.path.realpath("src") + os.sep) else 1)
 PY
