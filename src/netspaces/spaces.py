@@ -123,6 +123,7 @@ class RegNetSpace:
         return 64.0 * 256 * 256 * n_wm * len(self.bot_ratios) * len(self.group_ws)
 
     def draw(self, rng: np.random.Generator, n: int) -> Candidates:
+        """Draw n candidates; only those that can have `stages` stages are returned."""
         s, q = self.stages, self.q
         d = rng.integers(self.depth[0], self.depth[1] + 1, n)
         w0 = log_uniform_int(rng, self.w0[0], self.w0[1], q, n)
@@ -130,6 +131,13 @@ class RegNetSpace:
         wm = log_uniform_int(rng, self.wm[0], self.wm[1], 0.001, n)
         b = rng.choice(np.array(self.bot_ratios), n)
         g = rng.choice(np.array(self.group_ws), n)
+
+        # u_j grows with j, so the last block has the largest exponent: a candidate can only
+        # have `s` stages if that exponent is s-1. Checking it first skips most of the work.
+        last = np.round(np.log((w0 + wa * (d - 1)) / w0) / np.log(wm))
+        keep = np.flatnonzero(last == s - 1)
+        d, w0, wa, wm, b, g = d[keep], w0[keep], wa[keep], wm[keep], b[keep], g[keep]
+        n = len(keep)
 
         j = np.arange(self.depth[1])[None, :]
         in_net = j < d[:, None]
