@@ -100,3 +100,14 @@ def test_table1_sizes_match_the_paper():
     # the exact count of non-decreasing sequences is larger than the paper's n^4/4! estimate
     assert rows["anynetx_e"]["size_exact"] > rows["anynetx_e"]["size_paper"]
     assert rows["anynetx_a"]["size_exact"] == 36864.0**4
+
+
+def test_design_space_maths_does_not_import_torch_or_hydra():
+    import subprocess
+    import sys
+
+    code = ("import sys, netspaces.sampling, netspaces.fit, netspaces.tables, netspaces.zoo, netspaces.complexity;"
+            "bad = [m for m in ('torch', 'hydra', 'omegaconf', 'lightning') if m in sys.modules];"
+            "print(','.join(bad)); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, f"imported: {r.stdout} {r.stderr}"
