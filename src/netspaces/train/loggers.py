@@ -1,0 +1,85 @@
+"""Experiment loggers: CSV (default), TensorBoard, Weights & Biases.
+
+W&B never blocks or fails a run: without an API key it runs offline (no network at all;
+`wandb sync` uploads later), an online start that fails or times out falls back to offline,
+and anything else that fails leaves the run with the CSV logger and a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from netspaces.train.settings import LOGGERS, LoggerSettings
+
+log = logging.getLogger(__name__)
+
+def has_wandb_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(requested: str | None) -> str:
+    """The explicit setting, else WANDB_MODE, else online only when a key is available."""
+    return requested or os.environ.get("WANDB_MODE") or ("online" if has_wandb_key() else "offline")
+
+
+def _csv(s: LoggerSettings) -> CSVLogger:
+    return CSVLogger(save_dir=s.run_dir, name="logs", version="")
+
+
+def _wandb(s: LoggerSettings, config: dict | None) -> Logger:
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    mode = wandb_mode(s.mode)
+    for attempt in (mode, "offline") if mode == "online" else (mode,):
+        try:
+            logger = WandbLogger(project=s.project, entity=s.entity, group=s.group, name=s.run_name,
+                                 tags=list(s.tags), save_dir=s.run_dir, mode=attempt, config=config,
+                                 settings=wandb.Settings(init_timeout=s.init_timeout_s, silent=True))
+            if rank_zero_only.rank == 0:
+                _ = logger.experiment  # start the run now, where a failure cannot stop training
+            return logger
+        except Exception as exc:  # noqa: BLE001 — W&B must never fail a run
+            log.warning("W&B %s start failed (%s: %s)", attempt, type(exc).__name__, exc)
+    log.warning("W&B unavailable: logging to CSV in %s instead", s.run_dir)
+    return _csv(s)
+
+
+def make_loggers(s: LoggerSettings, config: dict | None = None) -> list[Logger]:
+    Path(s.run_dir).mkdir(parents=True, exist_ok=True)
+    if s.name == "csv":
+        return [_csv(s)]
+    if s.name == "tensorboard":
+        return [TensorBoardLogger(save_dir=s.run_dir, name="logs", version="", default_hp_metric=False)]
+    if s.name == "wandb":
+        return [_wandb(s, config)]
+    raise ValueError(f"unknown logger {s.name!r}; allowed: {', '.join(LOGGERS)}")
+
+
+def publish_record(loggers: list[Logger], record: dict[str, Any]) -> None:
+    """Put the record's fields (not the config) in the W&B run summary and close the run."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        try:
+            import wandb
+
+            run = logger.experiment
+            run.summary.update({k: v for k, v in record.items() if k not in ("config", "history")})
+            wandb.finish(exit_code=0 if record.get("status") == "ok" else 1)
+        except Exception as exc:  # noqa: BLE001 — the record on disk is what counts
+            log.warning("W&B summary not written (%s: %s)", type(exc).__name__, exc)

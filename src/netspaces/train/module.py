@@ -1,0 +1,143 @@
+"""The LightningModule: an injected network trained with cross-entropy, scored by top-k error.
+
+Per-step work is the step itself: the loss is accumulated on the device, logged and checked
+for NaN/inf only every `check_every` steps and at the end of an epoch (one host sync then).
+Per-epoch validation errors (%) are kept in `history`, which travels in checkpoints, so a
+resumed run reports its best epoch over the whole run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from netspaces.train.optim import OptimSettings, build_optimizer
+
+log = logging.getLogger(__name__)
+
+
+def _round(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or inf: the run ends as `diverged`."""
+
+    def __init__(self, epoch: int, step: int) -> None:
+        super().__init__(f"loss became NaN/inf in epoch {epoch} (by step {step})")
+        self.epoch, self.step = epoch, step
+
+
+class Classifier(LightningModule):
+    def __init__(self, net: nn.Module, optim: OptimSettings, *, num_classes: int, channels_last: bool = True,
+                 label_smoothing: float = 0.0, check_every: int = 50) -> None:
+        super().__init__()
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.optim = optim
+        self.channels_last = channels_last
+        self.label_smoothing = label_smoothing
+        self.check_every = max(1, check_every)
+        self.top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
+        self.top5 = MulticlassAccuracy(num_classes=num_classes, top_k=min(5, num_classes), average="micro")
+        self.history: list[dict] = []  # one entry per finished epoch
+        self.prior_time_s = 0.0  # training time of earlier (interrupted) attempts
+        self.resumed_from_epoch: int | None = None
+        self._started = time.perf_counter()
+        self._epoch_started = self._started
+        self._loss_sum: torch.Tensor | None = None
+        self._loss_count = 0
+        self._nonfinite: torch.Tensor | None = None
+        self._epoch_lr = optim.lr
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def configure_optimizers(self):
+        opt, sched = build_optimizer(self.net, self.optim)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    # ------------------------------------------------------------------ training
+
+    def on_train_start(self) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_started = time.perf_counter()
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._loss_count = 0
+        self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # the lr of this epoch
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self(x), y, label_smoothing=self.label_smoothing)
+        detached = loss.detach()
+        self._loss_sum += detached
+        self._nonfinite |= ~torch.isfinite(detached)  # on the device: no sync here
+        self._loss_count += 1
+        if (self.global_step + 1) % self.check_every == 0:  # Lightning's own logging cadence
+            self.log("train/loss", detached)
+            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        if (batch_idx + 1) % self.check_every == 0 or self.trainer.is_last_batch:
+            self._check_finite()
+        return loss
+
+    def _check_finite(self) -> None:
+        # every rank reaches this at the same step, so the reduction is collective-safe
+        bad = self.trainer.strategy.reduce_boolean_decision(bool(self._nonfinite), all=False)
+        if bad:
+            raise Diverged(self.current_epoch + 1, self.global_step)
+
+    def _mean_train_loss(self) -> float | None:
+        if not self._loss_count:
+            return None
+        mean = self._loss_sum / self._loss_count
+        return float(self.trainer.strategy.reduce(mean, reduce_op="mean"))
+
+    # ------------------------------------------------------------------ validation
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.top1.update(logits, y)
+        self.top5.update(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        # compute() sums the counts of every rank (each image counted once)
+        top1 = 100.0 * (1.0 - float(self.top1.compute()))
+        top5 = 100.0 * (1.0 - float(self.top5.compute()))
+        self.top1.reset()
+        self.top5.reset()
+        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
+            return
+        entry = {"epoch": self.current_epoch + 1, "top1_err": round(top1, 4), "top5_err": round(top5, 4),
+                 "train_loss": _round(self._mean_train_loss()), "lr": _round(self._epoch_lr),
+                 "epoch_time_s": round(time.perf_counter() - self._epoch_started, 3)}
+        self.history.append(entry)
+        self.log_dict({"val/top1_err": top1, "val/top5_err": top5}, sync_dist=False)  # already global
+        loss = entry["train_loss"]
+        log.info("epoch %d/%d  top1_err %.2f%%  top5_err %.2f%%  loss %s  lr %.4g  (%.1f s)", entry["epoch"],
+                 self.trainer.max_epochs, top1, top5, "n/a" if loss is None else f"{loss:.4f}", entry["lr"],
+                 entry["epoch_time_s"])
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def train_time_s(self) -> float:
+        return self.prior_time_s + (time.perf_counter() - self._started)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["netspaces"] = {"history": list(self.history), "train_time_s": self.train_time_s()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("netspaces", {})
+        self.history = list(state.get("history", []))
+        self.prior_time_s = float(state.get("train_time_s", 0.0))
+        self.resumed_from_epoch = len(self.history)

@@ -1,0 +1,245 @@
+"""`train(cfg) -> dict`: one run from a resolved config to its result record.
+
+A run (1) checks every value and the data root, (2) skips itself when its directory
+already holds a finished record, (3) builds the network, data and Lightning Trainer from
+typed settings, (4) fits — resuming from the last per-epoch checkpoint when one exists,
+loaded with weights_only=True — and (5) writes `result.json` atomically with status ok,
+diverged (NaN/inf loss) or failed (an exception, which is then re-raised).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from netspaces.errors import UserError
+from netspaces.train import records
+from netspaces.train.settings import RunSettings, check_config, check_data_root, run_settings
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def _quiet_lightning() -> None:
+    """No banners, tips or per-run advice: one line per epoch and the result."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.distributed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*does not have many workers.*", ".*the number of training batches.*",
+                    ".*is smaller than the logging interval.*", ".*Checkpoint directory.*exists and is not empty.*",
+                    ".*LOCAL_RANK.*", ".*sync_dist=True.*", ".*`isinstance.*treespec.*LeafSpec.*", ".*weights_only.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _atomic_checkpoint_io():
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Write to a temporary file, then rename: a kill mid-save leaves the old checkpoint."""
+
+        def save_checkpoint(self, checkpoint: dict, path, storage_options: Any = None) -> None:
+            path = Path(path)
+            tmp = path.with_name(f".{path.name}.tmp")
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+
+    return AtomicCheckpointIO()
+
+
+def build_trainer(s: RunSettings, loggers: list):
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+    t = s.trainer
+    callbacks: list = [ModelCheckpoint(dirpath=s.run_dir / CHECKPOINT_DIR, filename="epoch{epoch:03d}",
+                                       save_last=True, save_top_k=0, every_n_epochs=1,
+                                       save_on_train_epoch_end=True, enable_version_counter=False)]
+    if t.ema_decay > 0:
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+    progress = sys.stderr.isatty() if t.progress_bar is None else t.progress_bar
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=20))
+    plugins: list = [_atomic_checkpoint_io()]
+    strategy: Any = "auto"
+    if t.distributed:
+        from lightning.fabric.plugins.environments import SLURMEnvironment
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = DDPStrategy(process_group_backend="gloo" if t.accelerator == "cpu" else None)
+        if SLURMEnvironment.detect():  # submitit requeues preempted/timed-out jobs, not Lightning
+            plugins.append(SLURMEnvironment(auto_requeue=False))
+    gpu = t.accelerator in ("gpu", "cuda")
+    return Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=strategy,
+        precision=t.precision, deterministic=t.deterministic, benchmark=gpu and not t.deterministic,
+        max_epochs=t.epochs, logger=loggers, callbacks=callbacks, plugins=plugins,
+        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every_n_steps, use_distributed_sampler=False,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        default_root_dir=str(s.run_dir))
+
+
+def _summary(history: list[dict], status: str) -> dict:
+    errs = [h["top1_err"] for h in history if h.get("top1_err") is not None]
+    last = history[-1] if history else {}
+    return {"top1_err": last.get("top1_err") if status == "ok" else None,
+            "top1_err_best": min(errs) if errs else None,
+            "top5_err": last.get("top5_err") if status == "ok" else None,
+            "epochs": len(history)}
+
+
+def _record(s: RunSettings, cfg: DictConfig, info: dict, status: str, *, history: list[dict],
+            train_time_s: float | None, diverged_at: dict | None = None, error: str | None = None,
+            resumed_from_epoch: int | None = None) -> dict:
+    import lightning
+    import torch
+
+    import netspaces
+
+    return {
+        "status": status, "name": info.get("name"), "space": info.get("space"), "regime": info.get("regime"),
+        "block": info.get("block"), "sample": info.get("sample"), "sweep_seed": info.get("sweep_seed"),
+        "seed": s.seed, "model": info.get("model"), "arch": info.get("arch"),
+        "flops": info.get("flops"), "params": info.get("params"), "acts": info.get("acts"),
+        **_summary(history, status), "epochs_planned": s.trainer.epochs,
+        "train_time_s": None if train_time_s is None else round(train_time_s, 3),
+        "diverged_at": diverged_at, "error": error, "resumed_from_epoch": resumed_from_epoch,
+        "data": s.data.name, "schedule": OmegaConf.select(cfg, "schedule.name"), "sweep": s.sweep_name,
+        "lr": s.optim.lr, "global_batch": s.optim.global_batch, "world_size": s.trainer.world_size,
+        "trained": info.get("trained"), "history": history, "run_dir": str(s.run_dir),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
+        "versions": {"netspaces": netspaces.__version__, "torch": torch.__version__,
+                     "lightning": lightning.__version__},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def _keep_checkpoint(s: RunSettings, in_sweep: bool) -> bool:
+    return (not in_sweep) if s.trainer.keep_checkpoint is None else s.trainer.keep_checkpoint
+
+
+def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
+    """Train the model `cfg` describes; returns its record (also in paths.run_dir/result.json)."""
+    s = run_settings(cfg)  # every value check, before anything is written
+    check_data_root(s.data)
+    done = records.read_record(s.run_dir)
+    if done is not None and done.get("status") in records.DONE:
+        log.info("%s already has a record (status %s): skipped", s.run_dir, done["status"])
+        return done
+
+    _quiet_lightning()
+    import torch
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+    from lightning.pytorch import seed_everything
+
+    from netspaces.train import ddp
+    from netspaces.train.data import make_datamodule
+    from netspaces.train.loggers import make_loggers, publish_record
+    from netspaces.train.module import Classifier, Diverged
+    from netspaces.train.network import build_network
+
+    t = s.trainer
+    threads = t.threads or max(1, _cpus() // t.devices)
+    torch.set_num_threads(threads)
+    seed_everything(s.seed, workers=True, verbose=False)
+    datamodule = make_datamodule(s.data)
+    datamodule.setup("fit")  # know the classes before building the head
+    network = build_network(replace(s.model, num_classes=datamodule.num_classes))
+    info = network.info
+    module = Classifier(network.module, s.optim, num_classes=datamodule.num_classes,
+                        channels_last=t.channels_last, label_smoothing=t.label_smoothing,
+                        check_every=t.log_every_n_steps)
+    is_zero = rank_zero_only.rank == 0
+    tags = tuple(str(x) for x in (info.get("space"), info.get("regime"), info.get("model")) if x)
+    loggers = make_loggers(replace(s.logger, run_name=info.get("name"), tags=tags + s.logger.tags),
+                           OmegaConf.to_container(cfg, resolve=True))
+    ckpt = s.run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    resume = ckpt if ckpt.is_file() else None
+    if resume is not None and is_zero:
+        log.info("resuming %s from %s", info.get("name"), ckpt)
+
+    launch = t.distributed and not ddp.externally_launched()
+    status, diverged_at, error = "ok", None, None
+    started = time.perf_counter()
+    try:
+        trainer = build_trainer(s, loggers)
+        if launch:
+            with ddp.local_ranks(OmegaConf.to_yaml(cfg, resolve=True), s.run_dir, t.devices, threads):
+                trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        else:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except Diverged as d:
+        status, diverged_at = "diverged", {"epoch": d.epoch, "step": d.step}
+        log.warning("%s diverged: %s", info.get("name"), d)
+    except Exception as exc:
+        if rank_zero_only.rank == 0:
+            record = _record(s, cfg, info, "failed", history=module.history,
+                             train_time_s=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}",
+                             resumed_from_epoch=module.resumed_from_epoch)
+            records.write_record(s.run_dir, record)
+        raise
+    if rank_zero_only.rank != 0:
+        return {"status": status}
+    record = _record(s, cfg, info, status, history=module.history, train_time_s=module.train_time_s(),
+                     diverged_at=diverged_at, resumed_from_epoch=module.resumed_from_epoch)
+    path = records.write_record(s.run_dir, record)
+    publish_record(loggers, record)
+    if not _keep_checkpoint(s, in_sweep):
+        shutil.rmtree(s.run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    _print_result(record, path)
+    return record
+
+
+def _print_result(record: dict, path: Path) -> None:
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}%"
+
+    print(f"{record['name']}: {record['status']}, top-1 error {pct(record['top1_err'])} "
+          f"(best {pct(record['top1_err_best'])}), top-5 error {pct(record['top5_err'])}, "
+          f"{record['epochs']} epochs in {record['train_time_s']:.1f} s -> {path}", flush=True)
+
+
+def hydra_job(cfg: DictConfig) -> dict | None:
+    """The Hydra task: bad values end the process with one line (exit 2); in a sweep, a
+    failed run is recorded and the sweep goes on; a single run re-raises (exit 1)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        record = train(cfg, in_sweep=in_sweep)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except Exception:
+        if not in_sweep:
+            raise
+        log.exception("run %s failed; its record says so and the sweep goes on", cfg.paths.run_dir)
+        return {"status": "failed"}
+    if in_sweep:
+        from netspaces.train.sweep import refresh_population
+
+        refresh_population(Path(str(cfg.paths.run_dir)).parent)
+    return record
+
+
+__all__ = ["train", "hydra_job", "build_trainer", "check_config"]

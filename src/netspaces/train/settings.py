@@ -1,0 +1,377 @@
+"""The boundary between Hydra's config and the code: check values, build typed settings.
+
+Everything past this module takes dataclasses, never a DictConfig. Every bad value raises a
+UserError whose one line names the key, the value and what is allowed — before any run
+directory content, checkpoint or record is written.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from netspaces.errors import UserError
+
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+STRATEGIES = ("auto", "ddp")
+MODEL_KINDS = ("sampled", "zoo", "timm")
+DATASETS = ("digits", "cifar10", "imagenet", "imagefolder")
+LOGGERS = ("csv", "wandb", "tensorboard")
+REFERENCE_BATCH = 128
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    name: str  # digits | cifar10 | imagenet | imagefolder
+    batch_size: int  # per process
+    resolution: int
+    seed: int = 0  # shuffling and augmentation
+    root: str | None = None
+    num_classes: int | None = None  # None: the number of class folders
+    train_split: str = "train"
+    val_split: str = "val"
+    val_fraction: float = 0.2  # digits
+    split_seed: int = 0  # digits
+    augment: bool = False
+    pca_lighting: float = 0.0
+    limit_per_class: int | None = None
+    workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    download: bool = False
+    cache_dir: str | None = None  # decoded CIFAR-10 arrays are cached here
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    base_lr: float = 0.1
+    global_batch: int = 128  # batch per process × processes: the lr scales with it
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-5
+    weight_decay_norm_bias: bool = True  # False: no decay on BN γ/β and biases
+    epochs: int = 10
+    warmup_epochs: int = 0
+    warmup_factor: float = 0.1
+
+    @property
+    def lr(self) -> float:
+        return self.base_lr * self.global_batch / REFERENCE_BATCH
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    kind: str  # sampled | zoo | timm
+    name: str  # zoo or timm name ("sampled" for sampled models)
+    num_classes: int
+    resolution: int
+    stem: str | None = None  # None: the model's own stem
+    zero_init_final_gamma: bool = False
+    # sampled models: the design space, its flop regime and the sample index
+    space: str | None = None
+    regime: str | None = None
+    regime_tolerance: float | None = None
+    regime_max_params: float | None = None
+    regime_max_acts: float | None = None
+    block: str | None = None
+    sweep_seed: int = 0
+    sample: int = 0
+
+
+@dataclass(frozen=True)
+class LoggerSettings:
+    name: str  # csv | wandb | tensorboard
+    run_dir: str
+    project: str = "netspaces"
+    entity: str | None = None
+    mode: str | None = None  # None: online with a key, else offline
+    group: str | None = None  # the sweep name
+    run_name: str | None = None  # the sample id
+    tags: tuple[str, ...] = ()
+    init_timeout_s: float = 30.0
+
+
+def _image_tree_error(root: Path, split: str) -> str | None:
+    """Why root/split is not an ImageFolder tree (None when it looks like one); cheap."""
+    split_dir = root / split
+    if not split_dir.is_dir():
+        return f"data.root={root} has no {split}/ folder (expected {root}/{split}/<class>/<image>)"
+    for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        with os.scandir(class_dir) as it:
+            if any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in it):
+                return None
+    return f"data.root={root}: no images under {split_dir}/<class>/ (an empty or non-ImageFolder tree)"
+
+
+def check_data_root(s: DataSettings) -> None:
+    """One clear UserError naming the path when the data cannot be there; no scan of the tree."""
+    if s.name == "digits":
+        return
+    if s.root in (None, "", "???"):
+        raise UserError(f"data.root is required for data={s.name}: data.root=/path/to/{s.name}")
+    root = Path(s.root)
+    if s.name == "cifar10" and s.download:
+        return
+    if not root.exists():
+        raise UserError(f"data.root={root} does not exist (data={s.name})")
+    if not root.is_dir():
+        raise UserError(f"data.root={root} is not a directory (data={s.name})")
+    if s.name == "cifar10" and (root / "cifar-10-batches-py").is_dir():
+        return
+    for split in (s.train_split, s.val_split):
+        problem = _image_tree_error(root, split)
+        if problem:
+            if s.name == "cifar10":
+                problem += "; or torchvision's cifar-10-batches-py/ (data.download=true fetches it)"
+            raise UserError(problem)
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    accelerator: str = "cpu"
+    devices: int = 1  # processes per node
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    deterministic: bool = True
+    threads: int | None = None
+    channels_last: bool = True
+    log_every_n_steps: int = 50
+    progress_bar: bool | None = None
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    keep_checkpoint: bool | None = None
+    epochs: int = 10
+    ema_decay: float = 0.0
+    label_smoothing: float = 0.0
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.num_nodes
+
+    @property
+    def distributed(self) -> bool:
+        return self.strategy == "ddp" and self.world_size > 1
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    run_dir: Path
+    seed: int
+    sweep_name: str
+    model: ModelChoice
+    data: DataSettings
+    optim: OptimSettings
+    trainer: TrainerSettings
+    logger: LoggerSettings
+
+
+def _fail(key: str, value: Any, allowed: str) -> UserError:
+    return UserError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def _int(cfg: DictConfig, key: str, *, lo: int | None = None, none_ok: bool = False) -> int | None:
+    value = OmegaConf.select(cfg, key)
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(key, value, "an integer" + (f" >= {lo}" if lo is not None else ""))
+    if lo is not None and value < lo:
+        raise _fail(key, value, f"must be >= {lo}")
+    return value
+
+
+def _float(cfg: DictConfig, key: str, *, lo: float | None = None, hi: float | None = None,
+           lo_open: bool = False, hi_open: bool = False, none_ok: bool = False) -> float | None:
+    value = OmegaConf.select(cfg, key)
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(key, value, "a number")
+    bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
+    bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
+    if bad_lo or bad_hi:
+        left = "" if lo is None else f"{'>' if lo_open else '>='} {lo:g}"
+        right = "" if hi is None else f"{'<' if hi_open else '<='} {hi:g}"
+        raise _fail(key, value, "must be " + " and ".join(x for x in (left, right) if x))
+    return float(value)
+
+
+def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> str:
+    value = OmegaConf.select(cfg, key)
+    if str(value) not in allowed:
+        raise _fail(key, value, "one of " + ", ".join(allowed))
+    return str(value)
+
+
+def _limit(cfg: DictConfig, key: str) -> int | float | None:
+    value = OmegaConf.select(cfg, key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
+            isinstance(value, float) and value > 1):
+        raise _fail(key, value, "null, a number of batches >= 1, or a fraction in (0, 1]")
+    return value
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _devices(cfg: DictConfig, accelerator: str) -> int:
+    value = OmegaConf.select(cfg, "trainer.devices")
+    if value in ("auto", -1):
+        if accelerator in ("gpu", "cuda", "auto"):
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.device_count()
+        return 1
+    return _int(cfg, "trainer.devices", lo=1)
+
+
+def trainer_settings(cfg: DictConfig) -> TrainerSettings:
+    accelerator = _choice(cfg, "trainer.accelerator", ACCELERATORS)
+    progress = OmegaConf.select(cfg, "trainer.progress_bar")
+    keep = OmegaConf.select(cfg, "trainer.keep_checkpoint")
+    return TrainerSettings(
+        accelerator=accelerator, devices=_devices(cfg, accelerator), num_nodes=_int(cfg, "trainer.num_nodes", lo=1),
+        strategy=_choice(cfg, "trainer.strategy", STRATEGIES), precision=_choice(cfg, "trainer.precision", PRECISIONS),
+        deterministic=bool(OmegaConf.select(cfg, "trainer.deterministic")),
+        threads=_int(cfg, "trainer.threads", lo=1, none_ok=True),
+        channels_last=bool(OmegaConf.select(cfg, "trainer.channels_last")),
+        log_every_n_steps=_int(cfg, "trainer.log_every_n_steps", lo=1),
+        progress_bar=None if progress is None else bool(progress),
+        limit_train_batches=_limit(cfg, "trainer.limit_train_batches"),
+        limit_val_batches=_limit(cfg, "trainer.limit_val_batches"),
+        keep_checkpoint=None if keep is None else bool(keep),
+        epochs=_int(cfg, "schedule.epochs", lo=1),
+        ema_decay=_float(cfg, "schedule.ema_decay", lo=0.0, hi=1.0, hi_open=True),
+        label_smoothing=_float(cfg, "schedule.label_smoothing", lo=0.0, hi=1.0, hi_open=True),
+    )
+
+
+def optim_settings(cfg: DictConfig, world_size: int) -> OptimSettings:
+    epochs = _int(cfg, "schedule.epochs", lo=1)
+    warmup = _int(cfg, "schedule.warmup_epochs", lo=0)
+    if warmup > epochs:
+        raise _fail("schedule.warmup_epochs", warmup, f"at most schedule.epochs ({epochs})")
+    # a model family may bring its own recipe (EfficientNet: lr 0.2, wd 1e-5)
+    lr_key = "model.base_lr" if OmegaConf.select(cfg, "model.base_lr") is not None else "schedule.base_lr"
+    wd_key = "model.weight_decay" if OmegaConf.select(cfg, "model.weight_decay") is not None else "schedule.weight_decay"
+    batch = _int(cfg, "schedule.batch_size", lo=1)
+    return OptimSettings(
+        base_lr=_float(cfg, lr_key, lo=0.0, lo_open=True), global_batch=batch * world_size,
+        momentum=_float(cfg, "schedule.momentum", lo=0.0, hi=1.0, hi_open=True),
+        nesterov=bool(OmegaConf.select(cfg, "schedule.nesterov")),
+        weight_decay=_float(cfg, wd_key, lo=0.0),
+        weight_decay_norm_bias=bool(OmegaConf.select(cfg, "schedule.weight_decay_norm_bias")),
+        epochs=epochs, warmup_epochs=warmup,
+        warmup_factor=_float(cfg, "schedule.warmup_factor", lo=0.0, hi=1.0, lo_open=True),
+    )
+
+
+def data_settings(cfg: DictConfig, t: TrainerSettings) -> DataSettings:
+    name = _choice(cfg, "data.name", DATASETS)
+    d = cfg.data
+    root = OmegaConf.select(cfg, "data.root", default=None, throw_on_missing=False)
+    procs = max(1, t.devices)
+    workers = d.get("workers", 0)
+    workers = min(8, max(1, _cpus() // procs)) if workers == "auto" else _int(cfg, "data.workers", lo=0)
+    pin = d.get("pin_memory", "auto")
+    pin = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and _cuda()) if pin == "auto" else bool(pin)
+    default_stats = (CIFAR_MEAN, CIFAR_STD) if name == "cifar10" else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = d.get("mean") or default_stats[0], d.get("std") or default_stats[1]
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise _fail("data.std", list(std), "3 positive numbers (and data.mean 3 numbers)")
+    return DataSettings(
+        name=name, batch_size=_int(cfg, "schedule.batch_size", lo=1), resolution=_int(cfg, "data.resolution", lo=8),
+        seed=_int(cfg, "seed", lo=0), root=str(root) if root is not None else None,
+        num_classes=_int(cfg, "data.num_classes", lo=2, none_ok=True),
+        train_split=str(d.get("train_split", "train")), val_split=str(d.get("val_split", "val")),
+        val_fraction=_float(cfg, "data.val_fraction", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        if "val_fraction" in d else 0.2,
+        split_seed=int(d.get("split_seed", 0)), augment=bool(d.get("augment", False)),
+        pca_lighting=_float(cfg, "data.pca_lighting", lo=0.0) if "pca_lighting" in d else 0.0,
+        limit_per_class=_int(cfg, "data.limit_per_class", lo=1, none_ok=True),
+        workers=workers, pin_memory=pin, persistent_workers=bool(d.get("persistent_workers", False)),
+        download=bool(d.get("download", False)),
+        cache_dir=str(Path(str(OmegaConf.select(cfg, "paths.output"))) / "cache"),
+        mean=tuple(float(x) for x in mean), std=tuple(float(x) for x in std),
+    )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def model_choice(cfg: DictConfig, num_classes: int, resolution: int) -> ModelChoice:
+    kind = _choice(cfg, "model.kind", MODEL_KINDS)
+    stem = OmegaConf.select(cfg, "model.stem")
+    if stem is not None and stem not in ("simple", "cifar", "resnet"):
+        raise _fail("model.stem", stem, "null (the model's own), simple, cifar or resnet")
+    common = dict(kind=kind, num_classes=num_classes, resolution=resolution, stem=stem,
+                  zero_init_final_gamma=bool(OmegaConf.select(cfg, "schedule.zero_init_final_gamma")))
+    if kind != "sampled":
+        name = OmegaConf.select(cfg, "model.name", default=None, throw_on_missing=False)
+        if not name:
+            raise UserError("model.name is required with model=timm: e.g. model.name=efficientnet_b0")
+        return ModelChoice(name=str(name), **common)
+    return ModelChoice(
+        name="sampled", space=str(OmegaConf.select(cfg, "space.name")), regime=str(OmegaConf.select(cfg, "regime.name")),
+        regime_tolerance=_float(cfg, "regime.tolerance", lo=0.0, hi=1.0, lo_open=True, hi_open=True, none_ok=True),
+        regime_max_params=_float(cfg, "regime.max_params", lo=0.0, lo_open=True, none_ok=True),
+        regime_max_acts=_float(cfg, "regime.max_acts", lo=0.0, lo_open=True, none_ok=True),
+        block=str(OmegaConf.select(cfg, "block.name")), sweep_seed=_int(cfg, "sweep.seed", lo=0),
+        sample=_int(cfg, "sample", lo=0), **common)
+
+
+def logger_settings(cfg: DictConfig, run_dir: Path, run_name: str | None, tags: tuple[str, ...]) -> LoggerSettings:
+    name = _choice(cfg, "logger.name", LOGGERS)
+    extra = tuple(str(t) for t in (OmegaConf.select(cfg, "logger.tags") or ()))
+    mode = OmegaConf.select(cfg, "logger.mode")
+    if mode is not None and mode not in ("online", "offline", "disabled"):
+        raise _fail("logger.mode", mode, "null (auto), online, offline or disabled")
+    return LoggerSettings(name=name, run_dir=str(run_dir), project=str(OmegaConf.select(cfg, "logger.project") or "netspaces"),
+                          entity=OmegaConf.select(cfg, "logger.entity"), mode=mode,
+                          group=str(OmegaConf.select(cfg, "sweep.name")), run_name=run_name, tags=tags + extra)
+
+
+def check_config(cfg: DictConfig, *, check_data: bool = True) -> None:
+    """Every value check of run_settings, without a run directory (sweeps check up front)."""
+    t = trainer_settings(cfg)
+    optim_settings(cfg, t.world_size)
+    d = data_settings(cfg, t)
+    model_choice(cfg, d.num_classes or 10, d.resolution)
+    logger_settings(cfg, Path("."), None, ())
+    _int(cfg, "sweep.n", lo=1)
+    if check_data:
+        check_data_root(d)
+
+
+def run_settings(cfg: DictConfig) -> RunSettings:
+    run_dir = OmegaConf.select(cfg, "paths.run_dir")
+    if not run_dir:
+        raise UserError("paths.run_dir is not set (python train.py sets it; train(cfg) callers must)")
+    t = trainer_settings(cfg)
+    d = data_settings(cfg, t)
+    m = model_choice(cfg, d.num_classes or 10, d.resolution)
+    _int(cfg, "sweep.n", lo=1)
+    return RunSettings(run_dir=Path(str(run_dir)), seed=_int(cfg, "seed", lo=0),
+                       sweep_name=str(OmegaConf.select(cfg, "sweep.name")), model=m, data=d,
+                       optim=optim_settings(cfg, t.world_size), trainer=t,
+                       logger=logger_settings(cfg, Path(str(run_dir)), None, ()))
