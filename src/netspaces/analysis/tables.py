@@ -9,7 +9,6 @@ An INPUT is a sweep directory (its `population.jsonl` / `population.csv`, else e
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +102,10 @@ def read_table(path: Path) -> tuple[pd.DataFrame, set[str]]:
         for column in frame.columns:
             if column in LIST_COLUMNS or _looks_like_json_lists(frame[column]):
                 frame[column] = frame[column].map(_parse_json_cell)
+        if "arch" in frame.columns:  # a nested record written as JSON text: flatten it too
+            frame["arch"] = frame["arch"].map(
+                lambda v: json.loads(v) if isinstance(v, str) and v.strip().startswith("{") else v)
+            return _records_to_frame(frame.to_dict("records"), str(path))
         return frame, set()
     raise UserError(f"analyze: {path} is not a sweep directory, .csv or .jsonl table")
 
@@ -189,8 +192,11 @@ def _design_params(table: pd.DataFrame, arch_keys: set[str]) -> list[str]:
     params = []
     extra = sorted(k for k in arch_keys if k not in KNOWN_PARAMS and k not in LIST_COLUMNS)
     for column in [c for c in KNOWN_PARAMS if c in table] + extra:
+        if table[column].dtype == bool or table[column].map(
+                lambda v: isinstance(v, (list, dict, bool, str))).any():
+            continue  # only numbers are design parameters (not flags, names or lists)
         values = pd.to_numeric(table[column], errors="coerce")
-        if values.isna().all() or table[column].map(lambda v: isinstance(v, (list, dict))).any():
+        if values.isna().all():
             continue
         if column in KNOWN_PARAMS or values.nunique() > 1:
             params.append(column)
@@ -212,12 +218,3 @@ def unique_labels(labels: list[str]) -> list[str]:
 def safe_name(label: str) -> str:
     """A label usable in a file name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "population"
-
-
-def json_number(value: Any) -> Any:
-    """Plain Python floats/ints for JSON (full precision), None for NaN."""
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    return value

@@ -1,0 +1,200 @@
+"""PNG plots, rendered in memory (so nothing is written before everything is computed).
+
+Uses matplotlib's object API with the Agg canvas: no pyplot, no global backend switch.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+from netspaces.analysis.edf import weighted_edf
+from netspaces.analysis.summary import Analysis
+from netspaces.analysis.tables import Population, safe_name
+
+MAX_WIDTH_MODELS = 5
+
+
+def _png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def _legend_label(p: Population) -> str:
+    e = p.errors
+    return f"{p.label} (n={len(e)}, min={e.min():.2f}, mean={e.mean():.2f})"
+
+
+def edf_plot(populations: list[Population], weights: dict[str, np.ndarray] | None,
+             title: str) -> bytes:
+    """All populations' error EDFs on one axis (weighted when `weights` is given)."""
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    for p in populations:
+        e = np.sort(p.errors)
+        w = np.full(len(e), 1.0 / len(e)) if weights is None else weights[p.label]
+        # Fraction of models with error ≤ x: the right-continuous step drawn by ax.step(post).
+        x = np.concatenate([[e[0]], e])
+        y = np.concatenate([[0.0], weighted_edf(p.errors, w, e, inclusive=True)])
+        ax.step(x, y, where="post", linewidth=2, label=_legend_label(p))
+    ax.set_xlabel("top-1 error (%)")
+    ax.set_ylabel("cumulative prob." if weights is None else "cumulative prob. (normalized)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=9)
+    return _png(figure)
+
+
+def _natural_log_axis(values: np.ndarray) -> bool:
+    """Log x for positive parameters spanning at least a factor of 4 (widths, group widths)."""
+    values = values[~np.isnan(values)]
+    return len(values) > 0 and values.min() > 0 and values.max() / values.min() >= 4
+
+
+def params_plot(p: Population, good_ranges: dict[str, dict[str, float]]) -> bytes | None:
+    """Error vs each varying design parameter, the bootstrap good range shaded, median dashed."""
+    params = [c for c in p.param_columns if pd.to_numeric(p.table[c], errors="coerce").nunique() > 1]
+    if not params:
+        return None
+    cols = min(3, len(params))
+    rows = int(np.ceil(len(params) / cols))
+    figure = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
+    for i, param in enumerate(params):
+        ax = figure.add_subplot(rows, cols, i + 1)
+        values = pd.to_numeric(p.table[param], errors="coerce").to_numpy(dtype=float)
+        ax.scatter(values, p.errors, s=14, alpha=0.7, color="tab:blue")
+        good = good_ranges.get(param)
+        if good and not np.isnan(good["lo"]):
+            ax.axvspan(good["lo"], good["hi"], color="tab:green", alpha=0.18,
+                       label=f"95% good range [{good['lo']:.3g}, {good['hi']:.3g}]")
+            ax.axvline(good["median"], color="tab:green", linestyle="--",
+                       label=f"median {good['median']:.3g}")
+            ax.legend(fontsize=7, loc="upper right")
+        if _natural_log_axis(values):
+            ax.set_xscale("log")
+            # Plain numbers (32, 100) on the main ticks and none on the crowded minor ones.
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(param)
+        ax.set_ylabel("top-1 error (%)")
+        ax.grid(alpha=0.3)
+    figure.suptitle(f"{p.label}: error vs design parameters (n={len(p.errors)})")
+    return _png(figure)
+
+
+def widths_plot(p: Population, block_widths: Any, fit_quantized_linear: Any) -> bytes | None:
+    """Per-block widths of the best models with their quantized-linear fits."""
+    if "ws" not in p.table or "ds" not in p.table:
+        return None
+    ranked = p.table.assign(_err=p.errors).sort_values("_err", kind="stable")
+    ranked = ranked[ranked["ws"].map(lambda v: isinstance(v, list) and len(v) > 0)
+                    & ranked["ds"].map(lambda v: isinstance(v, list) and len(v) > 0)]
+    if ranked.empty:
+        return None
+    figure = Figure(figsize=(10.5, 4.8), layout="constrained")
+    ax = figure.add_subplot()
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    for rank, (_, row) in enumerate(ranked.head(MAX_WIDTH_MODELS).iterrows()):
+        widths = np.asarray(block_widths(row["ws"], row["ds"]), dtype=float)
+        fit = fit_quantized_linear(widths)
+        index = np.arange(len(widths))
+        color = colors[rank % len(colors)]
+        ax.plot(index, widths, "o-", color=color, markersize=4,
+                label=f"#{rank + 1} err={row['_err']:.2f}")
+        ax.plot(index, np.asarray(fit.widths, dtype=float), "--", color=color,
+                label=f"fit w0={fit.w0:.0f} wa={fit.wa:.1f} wm={fit.wm:.2f} e_fit={fit.e_fit:.3f}")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())  # 256, not 2.56×10²
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("block index")
+    ax.set_ylabel("width (channels)")
+    ax.set_title(f"{p.label}: per-block widths of the best models, quantized-linear fits")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(figure)
+
+
+def power_law_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
+    """(exponent b, coefficient a) of y ≈ a·x^b by least squares in log-log space, or None
+    without two distinct positive x."""
+    keep = (x > 0) & (y > 0)
+    if keep.sum() < 2 or np.unique(x[keep]).size < 2:
+        return None
+    slope, intercept = np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)
+    return float(slope), float(np.exp(intercept))
+
+
+def complexity_plot(populations: list[Population]) -> bytes | None:
+    """params and acts vs flops, log-log, one colour per population, exponent in the legend."""
+    panels = [c for c in ("params", "acts")
+              if any(p.complexity("flops") is not None and p.complexity(c) is not None
+                     for p in populations)]
+    if not panels:
+        return None
+    figure = Figure(figsize=(5.2 * len(panels), 4.3), layout="constrained")
+    for i, column in enumerate(panels):
+        ax = figure.add_subplot(1, len(panels), i + 1)
+        for p in populations:
+            flops, other = p.complexity("flops"), p.complexity(column)
+            if flops is None or other is None:
+                continue
+            fit = power_law_fit(flops, other)
+            text = "" if fit is None else f": {column} ∝ flops^{fit[0]:.2f}"
+            points = ax.scatter(flops, other, s=14, alpha=0.7, label=f"{p.label}{text}")
+            if fit is not None:
+                x = np.geomspace(flops[flops > 0].min(), flops.max(), 20)
+                ax.plot(x, fit[1] * x ** fit[0], "--", linewidth=1,
+                        color=points.get_facecolor()[0][:3])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("flops")
+        ax.set_ylabel(column)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    figure.suptitle("complexity")
+    return _png(figure)
+
+
+def render_all(populations: list[Population], analysis: Analysis) -> tuple[dict[str, bytes], list[str]]:
+    """Every plot as {file name: PNG bytes}, plus notes on the plots that were skipped."""
+    plots = {"edf.png": edf_plot(populations, None, "error EDF"),
+             "edf_norm.png": edf_plot(populations, analysis.weights, "normalized error EDF")}
+    notes: list[str] = []
+    try:
+        from netspaces.fit import block_widths, fit_quantized_linear
+    except ImportError as exc:
+        block_widths = fit_quantized_linear = None
+        notes.append(f"width plots skipped: netspaces.fit is not available ({exc})")
+    for p in populations:
+        name = safe_name(p.label)
+        if p.param_columns:
+            png = params_plot(p, analysis.summary["bootstrap"][p.label])
+            if png is None:
+                notes.append(f"{p.label}: every design parameter is constant; parameter plot skipped")
+            else:
+                plots[f"params_{name}.png"] = png
+        if block_widths is not None:
+            try:
+                png = widths_plot(p, block_widths, fit_quantized_linear)
+            except Exception as exc:  # another module's fitter must not sink the analysis
+                notes.append(f"{p.label}: width plot skipped: {type(exc).__name__}: {exc}")
+                continue
+            if png is None:
+                notes.append(f"{p.label}: no per-stage ws/ds columns; width plot skipped")
+            else:
+                plots[f"widths_{name}.png"] = png
+    png = complexity_plot(populations)
+    if png is None:
+        notes.append("complexity plot skipped: no population has flops with params or acts")
+    else:
+        plots["complexity.png"] = png
+    return plots, notes

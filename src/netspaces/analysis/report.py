@@ -1,0 +1,129 @@
+"""The self-contained HTML report, and writing every output file atomically.
+
+The page embeds its images as base64 data URIs and its CSS inline, so it opens offline
+and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from netspaces.analysis.summary import Analysis
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 1100px; padding: 0 1rem; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem;
+     border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
+table { border-collapse: collapse; margin: .5rem 0; font-size: .95rem; }
+th, td { border: 1px solid #ccc; padding: .3rem .7rem; text-align: right; }
+th { background: #f2f4f7; } td.text, th:first-child { text-align: left; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9rem; } .notes li { color: #555; }
+"""
+
+_CAPTIONS = {
+    "edf": "Error EDFs: fraction of models with error at most x.",
+    "edf_norm": "Normalized error EDFs: models reweighted to an even complexity distribution.",
+    "complexity": "Complexity: params and activations vs flops (log-log), fitted exponents.",
+}
+
+
+def _cell(value: object) -> str:
+    """Numbers right-aligned to 4 significant digits (summary.json has them in full), text left."""
+    if isinstance(value, float):
+        return f"<td>{value:.4g}</td>"
+    if isinstance(value, int):
+        return f"<td>{value}</td>"
+    return f'<td class="text">{html.escape(str(value))}</td>'
+
+
+def _table(table_id: str, header: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _image_id(file_name: str) -> str:
+    return Path(file_name).stem
+
+
+def _figure(file_name: str, png: bytes) -> str:
+    image_id = _image_id(file_name)
+    alt = {"edf": "EDF", "edf_norm": "normalized EDF"}.get(image_id, image_id.replace("_", " "))
+    caption = _CAPTIONS.get(image_id)
+    if caption is None and image_id.startswith("params_"):
+        caption = "Error vs each design parameter; shaded: bootstrap 95% good range of the best model."
+    elif caption is None and image_id.startswith("widths_"):
+        caption = "Per-block widths of the best models (solid) and their quantized-linear fits (dashed)."
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img id="{html.escape(image_id)}" alt="{html.escape(alt)}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(file_name)}: '
+            f'{html.escape(caption or "")}</figcaption></figure>')
+
+
+def build_html(analysis: Analysis, plots: dict[str, bytes], title: str = "netspaces analysis",
+               sources: dict[str, str] | None = None) -> str:
+    """The report page; `sources` maps each label to the INPUT it was read from."""
+    s = analysis.summary
+    sources = sources or {}
+    summary_rows = [[label, p["n"], p["min"], p["mean"], p["median"], p["excluded"],
+                     sources.get(label, "")] for label, p in s["populations"].items()]
+    ks_rows = [[pair, k["plain"], k["normalized"], k["p_value"]] for pair, k in s["ks"].items()]
+    boot_rows = [[label, param, r["lo"], r["median"], r["hi"]]
+                 for label, params in s["bootstrap"].items() for param, r in params.items()]
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Populations</h2>",
+        _table("summary", ["population", "n", "min error", "mean error", "median error",
+                           "excluded", "source"], summary_rows),
+        "<h2>Kolmogorov–Smirnov tests</h2>",
+        _table("ks", ["pair", "D (plain)", "D (normalized)", "p-value (plain, asymptotic)"], ks_rows)
+        if ks_rows else "<p>One population: nothing to compare.</p>",
+        "<h2>Bootstrap good ranges of the best model's parameters</h2>",
+        _table("bootstrap", ["population", "parameter", "2.5%", "median", "97.5%"], boot_rows)
+        if boot_rows else "<p>No design-parameter columns.</p>",
+    ]
+    if analysis.notes:
+        parts.append('<h2>Notes</h2><ul class="notes">'
+                     + "".join(f"<li>{html.escape(n)}</li>" for n in analysis.notes) + "</ul>")
+    parts.append("<h2>Plots</h2>")
+    parts.extend(_figure(name, png) for name, png in plots.items())
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory and rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(out_dir: Path, analysis: Analysis, plots: dict[str, bytes],
+                  html_text: str) -> list[Path]:
+    """Write summary.json, edf.csv, the plots and report.html into `out_dir`; return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, bytes] = {
+        "summary.json": (json.dumps(analysis.summary, indent=2) + "\n").encode(),
+        "edf.csv": analysis.edf_table.to_csv(index=False).encode(),
+        **plots,
+        "report.html": html_text.encode(),
+    }
+    written = []
+    for name, data in files.items():
+        atomic_write(out_dir / name, data)
+        written.append(out_dir / name)
+    return written
