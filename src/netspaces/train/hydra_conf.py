@@ -7,6 +7,7 @@ Import-light on purpose (no torch): `python train.py bad=value` fails in a secon
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -44,6 +45,11 @@ def run_subdir(kind: str, sample: Any, override_dirname: str, job_num: Any) -> s
     return ",".join(parts) or "run"
 
 
+def gpus_per_node(accelerator: str, devices: Any) -> int | None:
+    """GPUs a SLURM job asks for: one per device for GPU trainers, none for trainer=cpu."""
+    return int(devices) if str(accelerator) in ("gpu", "cuda", "auto") else None
+
+
 def _override_values(overrides: list[str], key: str) -> list[str] | None:
     for line in overrides:
         k, _, v = str(line).partition("=")
@@ -65,8 +71,12 @@ def sample_sweep(kind: str, n: Any, task_overrides: Any) -> str:
 
 def register() -> None:
     """Register resolvers and generated model options (idempotent)."""
+    # conf/hydra/launcher/submitit_slurm.yaml replaces the plugin's defaults by name, and Hydra
+    # validates it against the plugin's schema (good: typos fail) but warns that this matching
+    # is deprecated; the pinned Hydra keeps the behaviour.
+    warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema with the same name.*")
     for name, fn in (("ns.space_tag", space_tag), ("ns.run_subdir", run_subdir),
-                     ("ns.sample_sweep", sample_sweep)):
+                     ("ns.sample_sweep", sample_sweep), ("ns.gpus_per_node", gpus_per_node)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
     cs = ConfigStore.instance()

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from netspaces.train.settings import REFERENCE_BATCH, OptimSettings
+from netspaces.train.settings import OptimSettings
 
 
 class EpochLR:

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from netspaces.errors import UserError
 from netspaces.train import records
-from netspaces.train.settings import RunSettings, check_config, check_data_root, run_settings
+from netspaces.train.settings import RunSettings, check_data_root, run_settings
 
 log = logging.getLogger(__name__)
 
@@ -147,54 +147,29 @@ def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
         return done
 
     _quiet_lightning()
-    import torch
     from lightning.fabric.utilities.rank_zero import rank_zero_only
-    from lightning.pytorch import seed_everything
 
-    from netspaces.train import ddp
-    from netspaces.train.data import make_datamodule
-    from netspaces.train.loggers import make_loggers, publish_record
-    from netspaces.train.module import Classifier, Diverged
-    from netspaces.train.network import build_network
+    from netspaces.train.loggers import publish_record
+    from netspaces.train.module import Diverged
 
-    t = s.trainer
-    threads = t.threads or max(1, _cpus() // t.devices)
-    torch.set_num_threads(threads)
-    seed_everything(s.seed, workers=True, verbose=False)
-    datamodule = make_datamodule(s.data)
-    datamodule.setup("fit")  # know the classes before building the head
-    network = build_network(replace(s.model, num_classes=datamodule.num_classes))
-    info = network.info
-    module = Classifier(network.module, s.optim, num_classes=datamodule.num_classes,
-                        channels_last=t.channels_last, label_smoothing=t.label_smoothing,
-                        check_every=t.log_every_n_steps)
-    is_zero = rank_zero_only.rank == 0
-    tags = tuple(str(x) for x in (info.get("space"), info.get("regime"), info.get("model")) if x)
-    loggers = make_loggers(replace(s.logger, run_name=info.get("name"), tags=tags + s.logger.tags),
-                           OmegaConf.to_container(cfg, resolve=True))
-    ckpt = s.run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-    resume = ckpt if ckpt.is_file() else None
-    if resume is not None and is_zero:
-        log.info("resuming %s from %s", info.get("name"), ckpt)
-
-    launch = t.distributed and not ddp.externally_launched()
-    status, diverged_at, error = "ok", None, None
     started = time.perf_counter()
+    info: dict = {}
+    module = None
+    status, diverged_at = "ok", None
     try:
-        trainer = build_trainer(s, loggers)
-        if launch:
-            with ddp.local_ranks(OmegaConf.to_yaml(cfg, resolve=True), s.run_dir, t.devices, threads):
-                trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        else:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        datamodule, network, module, loggers = _prepare(s, cfg)
+        info = network.info
+        _fit(s, cfg, module, datamodule, loggers)
+    except UserError:
+        raise  # a bad value: no record (the run never started)
     except Diverged as d:
         status, diverged_at = "diverged", {"epoch": d.epoch, "step": d.step}
         log.warning("%s diverged: %s", info.get("name"), d)
     except Exception as exc:
         if rank_zero_only.rank == 0:
-            record = _record(s, cfg, info, "failed", history=module.history,
+            record = _record(s, cfg, info, "failed", history=module.history if module else [],
                              train_time_s=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}",
-                             resumed_from_epoch=module.resumed_from_epoch)
+                             resumed_from_epoch=module.resumed_from_epoch if module else None)
             records.write_record(s.run_dir, record)
         raise
     if rank_zero_only.rank != 0:
@@ -207,6 +182,52 @@ def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
         shutil.rmtree(s.run_dir / CHECKPOINT_DIR, ignore_errors=True)
     _print_result(record, path)
     return record
+
+
+def _prepare(s: RunSettings, cfg: DictConfig):
+    """Data, network, LightningModule and loggers of a run, seeded."""
+    import torch
+    from lightning.pytorch import seed_everything
+
+    from netspaces.train.data import make_datamodule
+    from netspaces.train.loggers import make_loggers
+    from netspaces.train.module import Classifier
+    from netspaces.train.network import build_network
+
+    t = s.trainer
+    torch.set_num_threads(_threads(s))
+    seed_everything(s.seed, workers=True, verbose=False)
+    datamodule = make_datamodule(s.data)
+    datamodule.setup("fit")  # the number of classes sizes the head
+    network = build_network(replace(s.model, num_classes=datamodule.num_classes))
+    module = Classifier(network.module, s.optim, num_classes=datamodule.num_classes,
+                        channels_last=t.channels_last, label_smoothing=t.label_smoothing,
+                        check_every=t.log_every_n_steps)
+    info = network.info
+    tags = tuple(str(x) for x in (info.get("space"), info.get("regime"), info.get("model")) if x)
+    loggers = make_loggers(replace(s.logger, run_name=info.get("name"), tags=tags + s.logger.tags),
+                           OmegaConf.to_container(cfg, resolve=True))
+    return datamodule, network, module, loggers
+
+
+def _threads(s: RunSettings) -> int:
+    return s.trainer.threads or max(1, _cpus() // s.trainer.devices)
+
+
+def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:
+    """fit, resuming from the last checkpoint; this process starts the other DDP ranks if needed."""
+    from netspaces.train import ddp
+
+    ckpt = s.run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    resume = ckpt if ckpt.is_file() else None
+    if resume is not None:
+        log.info("resuming from %s", ckpt)
+    trainer = build_trainer(s, loggers)
+    if s.trainer.distributed and not ddp.externally_launched():
+        with ddp.local_ranks(OmegaConf.to_yaml(cfg, resolve=True), s.run_dir, s.trainer.devices, _threads(s)):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    else:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
 
 
 def _print_result(record: dict, path: Path) -> None:
@@ -242,4 +263,4 @@ def hydra_job(cfg: DictConfig) -> dict | None:
     return record
 
 
-__all__ = ["train", "hydra_job", "build_trainer", "check_config"]
+__all__ = ["train", "hydra_job", "build_trainer"]

@@ -1,0 +1,69 @@
+"""Shared test helpers: repository paths, the shared data, and running train.py.
+
+Real data only: sklearn's bundled digits, and ../shared/data (CIFAR-10 and Imagenette as
+ImageFolder trees) resolved relative to the repository root, as CI lays it out.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+CIFAR10 = DATA / "cifar10"
+IMAGENETTE = DATA / "imagenette"
+
+# The smallest real run: digits, 2 short epochs, one thread (the machine has 2 cores and
+# tests may share it), few batches.
+TINY = ["schedule=quick", "trainer.threads=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2"]
+
+
+def subprocess_env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+        # a shared 2-core machine: sleeping (not spinning) OpenMP workers keep oversubscribed
+        # runs from slowing down by orders of magnitude
+        "OMP_WAIT_POLICY": "PASSIVE",
+    })
+    env.pop("WANDB_API_KEY", None)
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def run_train(args: list[str], tmp_path: Path, *, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` from the repository root; outputs under tmp_path."""
+    cmd = [sys.executable, str(REPO / "train.py"), *args]
+    return subprocess.run(cmd, cwd=REPO, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=timeout)
+
+
+def needs(path: Path):
+    return pytest.mark.skipif(not path.is_dir(), reason=f"{path} not present (../shared/data)")
+
+
+def compose_train(overrides: list[str] | None = None, *, hydra: bool = False):
+    """The composed `train` config (Hydra's compose API), as train.py would see it."""
+    from hydra import compose, initialize_config_dir
+
+    from netspaces.train.hydra_conf import register
+
+    register()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3", job_name="train"):
+        return compose("train", overrides=list(overrides or []), return_hydra_config=hydra)
+
+
+@pytest.fixture
+def restore_torch_state():
+    """In-process runs switch on deterministic algorithms and set threads: undo it after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.use_deterministic_algorithms(False)
+    torch.set_num_threads(threads)
