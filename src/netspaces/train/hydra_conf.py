@@ -74,7 +74,7 @@ def register() -> None:
     # conf/hydra/launcher/submitit_slurm.yaml replaces the plugin's defaults by name, and Hydra
     # validates it against the plugin's schema (good: typos fail) but warns that this matching
     # is deprecated; the pinned Hydra keeps the behaviour.
-    warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema with the same name.*")
+    warnings.filterwarnings("ignore", message="(?s).*is validated against ConfigStore schema with the same name")
     for name, fn in (("ns.space_tag", space_tag), ("ns.run_subdir", run_subdir),
                      ("ns.sample_sweep", sample_sweep), ("ns.gpus_per_node", gpus_per_node)):
         if not OmegaConf.has_resolver(name):

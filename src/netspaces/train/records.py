@@ -57,6 +57,7 @@ def write_record(run_dir: Path, record: dict) -> Path:
     if record.get("status") not in STATUSES:
         raise ValueError(f"record status must be one of {STATUSES}; got {record.get('status')!r}")
     path = Path(run_dir) / RECORD
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(_clean(record), indent=2, sort_keys=False) + "\n")
     return path
 

@@ -40,7 +40,7 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*does not have many workers.*", ".*the number of training batches.*",
                     ".*is smaller than the logging interval.*", ".*Checkpoint directory.*exists and is not empty.*",
-                    ".*LOCAL_RANK.*", ".*sync_dist=True.*", ".*`isinstance.*treespec.*LeafSpec.*", ".*weights_only.*"):
+                    ".*LOCAL_RANK.*", ".*sync_dist=True.*", ".*logs directory.*exists and is not empty.*", ".*`isinstance.*treespec.*LeafSpec.*", ".*weights_only.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -68,8 +68,9 @@ def build_trainer(s: RunSettings, loggers: list):
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
     t = s.trainer
-    callbacks: list = [ModelCheckpoint(dirpath=s.run_dir / CHECKPOINT_DIR, filename="epoch{epoch:03d}",
-                                       save_last=True, save_top_k=0, every_n_epochs=1,
+    # one checkpoint, overwritten at the end of every epoch (after validation): what a rerun resumes
+    callbacks: list = [ModelCheckpoint(dirpath=s.run_dir / CHECKPOINT_DIR, filename=LAST_CHECKPOINT[:-5],
+                                       monitor=None, save_top_k=1, save_last=False, every_n_epochs=1,
                                        save_on_train_epoch_end=True, enable_version_counter=False)]
     if t.ema_decay > 0:
         from lightning.pytorch.callbacks import EMAWeightAveraging
@@ -153,7 +154,10 @@ def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
     from netspaces.train.module import Diverged
 
     started = time.perf_counter()
-    info: dict = {}
+    m = s.model  # what the record says if the run fails before its network exists
+    info: dict = {"model": m.name if m.kind != "sampled" else "sampled", "space": m.space, "regime": m.regime,
+                  "block": m.block, "sample": m.sample if m.kind == "sampled" else None,
+                  "sweep_seed": m.sweep_seed if m.kind == "sampled" else None}
     module = None
     status, diverged_at = "ok", None
     try:
