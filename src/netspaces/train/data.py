@@ -269,6 +269,9 @@ class FolderData(LightningDataModule):
         self.train_set = self._folder(self.s.train_split, True)
         self.val_set = self._folder(self.s.val_split, False)
         found = len(self.train_set.classes)
+        if found < 2:
+            raise UserError(f"data.root={self.s.root}: {found} class folder in {self.s.train_split}/; "
+                            "classification needs at least 2")
         if self.s.num_classes is not None and found > self.s.num_classes:
             raise UserError(f"data.num_classes={self.s.num_classes} but {self.s.root}/{self.s.train_split} "
                             f"has {found} class folders")

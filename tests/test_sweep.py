@@ -1,0 +1,148 @@
+"""Population sweeps through train.py -m: records, the table, kill + rerun, launchers, DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, TINY, run_train, subprocess_env
+
+SWEEP = "regnetx-400mf-digits-quick-s0"
+
+
+def _records(sweep_dir: Path) -> dict[str, dict]:
+    """Records by sample directory (sample_NNN, without the run's extra overrides)."""
+    return {p.parent.name.split(",")[0]: json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/result.json"))}
+
+
+def _table(sweep_dir: Path) -> list[dict]:
+    with open(sweep_dir / "population.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _only_this_sweep(root: Path) -> None:
+    """A DDP rank or launcher that re-ran the command would leave other run/sweep dirs."""
+    assert [p.name for p in (root / "sweeps").iterdir()] == [SWEEP]
+    assert not (root / "runs").exists()
+
+
+def test_killed_sweep_rerun_finishes_without_retraining(tmp_path):
+    # 2 samples of 3 epochs; SIGKILL while sample 1 is between epochs, then the same command again
+    args = ["-m", "sweep.n=2", "schedule=quick", "schedule.epochs=3", "trainer.threads=1",
+            "trainer.limit_val_batches=1", f"paths.output={tmp_path}"]
+    sweep_dir = tmp_path / "sweeps" / SWEEP
+    run_dir = {i: sweep_dir / f"sample_00{i},schedule.epochs=3,trainer.limit_val_batches=1" for i in (0, 1)}
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
+                            env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (run_dir[1] / "checkpoints" / "last.ckpt").is_file():
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert (run_dir[1] / "checkpoints" / "last.ckpt").is_file(), proc.stdout.read()[-3000:]
+    assert set(_records(sweep_dir)) == {"sample_000"}, "sample 1 finished before the kill"
+    assert _records(sweep_dir)["sample_000"]["status"] == "ok"
+    first = run_dir[0] / "result.json"
+    first_stat, first_text = first.stat().st_mtime_ns, first.read_text()
+
+    out = run_train(args, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = _records(sweep_dir)
+    assert set(recs) == {"sample_000", "sample_001"}  # exactly 2 records
+    assert first.stat().st_mtime_ns == first_stat and first.read_text() == first_text  # not retrained
+    assert "already has a record" in out.stderr + out.stdout
+    assert recs["sample_001"]["status"] == "ok" and recs["sample_001"]["resumed_from_epoch"] >= 1
+    assert recs["sample_001"]["epochs"] == 3 and recs["sample_001"]["sample"] == 1
+    rows = _table(sweep_dir)
+    assert [int(r["sample"]) for r in rows] == [0, 1]
+    assert [float(r["top1_err"]) for r in rows] == [recs["sample_000"]["top1_err"], recs["sample_001"]["top1_err"]]
+    assert len((sweep_dir / "population.jsonl").read_text().splitlines()) == 2
+    assert not list(sweep_dir.glob("*/checkpoints"))  # sweeps drop checkpoints once recorded
+    _only_this_sweep(tmp_path)
+
+
+def test_joblib_runs_two_jobs_in_parallel_without_corrupting_records(tmp_path):
+    out = run_train(["-m", "sweep.n=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY,
+                     f"paths.output={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    sweep_dir = tmp_path / "sweeps" / SWEEP
+    recs = _records(sweep_dir)
+    assert len(recs) == 2 and {r["sample"] for r in recs.values()} == {0, 1}
+    assert all(r["status"] == "ok" for r in recs.values())
+    assert len({r["config"]["sample"] for r in recs.values()}) == 2  # each record holds its own job
+    assert len(_table(sweep_dir)) == 2
+    assert not list(sweep_dir.rglob(".*.tmp"))
+
+
+def test_submitit_local_runs_a_two_job_multirun(tmp_path):
+    out = run_train(["-m", "sweep.n=2", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *TINY,
+                     f"paths.output={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    sweep_dir = tmp_path / "sweeps" / SWEEP
+    recs = _records(sweep_dir)
+    assert sorted(r["sample"] for r in recs.values()) == [0, 1]
+    assert all(r["status"] == "ok" for r in recs.values())
+    assert (sweep_dir / ".submitit").is_dir() and len(_table(sweep_dir)) == 2
+
+
+def test_ddp_two_cpu_processes_under_multirun(tmp_path):
+    # Lightning's own DDP launcher would re-run `train.py -m ...` in the second rank
+    out = run_train(["-m", "sweep.n=1", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *TINY,
+                     f"paths.output={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = _records(tmp_path / "sweeps" / SWEEP)
+    assert list(recs) == ["sample_000"]
+    record = recs["sample_000"]
+    assert record["status"] == "ok" and record["world_size"] == 2 and record["global_batch"] == 128
+    assert record["lr"] == pytest.approx(0.1)  # 0.1 · (64 · 2) / 128
+    assert 0 <= record["top1_err"] <= 100
+    assert out.stdout.count("top-1 error") == 1  # one metric, reported once (rank 0)
+    _only_this_sweep(tmp_path)
+
+
+@pytest.mark.slow
+def test_ddp_sweep_runs_several_jobs_in_one_process(tmp_path):
+    out = run_train(["-m", "sweep.n=2", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *TINY,
+                     f"paths.output={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = _records(tmp_path / "sweeps" / SWEEP)
+    assert sorted(r["sample"] for r in recs.values()) == [0, 1]
+    _only_this_sweep(tmp_path)
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # sample 0 is fine; sample 1 gets an lr that blows up -> diverged; sweep still finishes
+    out = run_train(["-m", "sample=0,1", "schedule.base_lr=1e12", "schedule.zero_init_final_gamma=false", *TINY,
+                     f"paths.output={tmp_path}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = _records(tmp_path / "sweeps" / "regnetx-400mf-digits-quick-s0")
+    assert {r["status"] for r in recs.values()} == {"diverged"} and len(recs) == 2
+    assert "population: 2 records (0 ok)" in out.stdout
+
+
+def test_an_exception_in_a_job_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path):
+    tree = tmp_path / "broken"
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            (tree / split / cls).mkdir(parents=True)
+            (tree / split / cls / "0.jpg").write_bytes(b"not a jpeg")
+    out = run_train(["-m", "sweep.n=1", "seed=0,1", "data=imagefolder", f"data.root={tree}", "data.resolution=32",
+                     "data.workers=0", *TINY, f"paths.output={tmp_path / 'out'}"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "sweeps").rglob("result.json")]
+    assert len(recs) == 2 and {r["seed"] for r in recs} == {0, 1}
+    assert all(r["status"] == "failed" and "UnidentifiedImageError" in r["error"] for r in recs)
