@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ def _wandb(s: LoggerSettings, config: dict | None) -> Logger:
 
     mode = wandb_mode(s.mode)
     for attempt in (mode, "offline") if mode == "online" else (mode,):
+        if attempt != "online":
+            # the mode argument alone still lets wandb's service contact the server; the
+            # environment variable keeps offline runs off the network entirely
+            os.environ["WANDB_MODE"] = attempt
         try:
             logger = WandbLogger(project=s.project, entity=s.entity, group=s.group, name=s.run_name,
                                  tags=list(s.tags), save_dir=s.run_dir, mode=attempt, config=config,
@@ -68,8 +73,9 @@ def make_loggers(s: LoggerSettings, config: dict | None = None) -> list[Logger]:
     raise ValueError(f"unknown logger {s.name!r}; allowed: {', '.join(LOGGERS)}")
 
 
-def publish_record(loggers: list[Logger], record: dict[str, Any]) -> None:
-    """Put the record's fields (not the config) in the W&B run summary and close the run."""
+def publish_record(loggers: list[Logger], record: dict[str, Any], record_path: Path | None = None) -> None:
+    """Put the record's fields (not the config) in the W&B run summary, the record file among
+    the run's files (offline runs keep both until `wandb sync`), and close the run."""
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in loggers:
@@ -80,6 +86,8 @@ def publish_record(loggers: list[Logger], record: dict[str, Any]) -> None:
 
             run = logger.experiment
             run.summary.update({k: v for k, v in record.items() if k not in ("config", "history")})
+            if record_path is not None and getattr(run, "dir", None):
+                shutil.copyfile(record_path, Path(run.dir) / record_path.name)
             wandb.finish(exit_code=0 if record.get("status") == "ok" else 1)
         except Exception as exc:  # noqa: BLE001 — the record on disk is what counts
             log.warning("W&B summary not written (%s: %s)", type(exc).__name__, exc)

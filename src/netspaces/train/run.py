@@ -181,7 +181,7 @@ def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
     record = _record(s, cfg, info, status, history=module.history, train_time_s=module.train_time_s(),
                      diverged_at=diverged_at, resumed_from_epoch=module.resumed_from_epoch)
     path = records.write_record(s.run_dir, record)
-    publish_record(loggers, record)
+    publish_record(loggers, record, path)
     if not _keep_checkpoint(s, in_sweep):
         shutil.rmtree(s.run_dir / CHECKPOINT_DIR, ignore_errors=True)
     _print_result(record, path)
