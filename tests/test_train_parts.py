@@ -103,3 +103,21 @@ def test_collect_cli(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no result.json"):
         args.func(parser.parse_args(["collect", str(tmp_path / "empty")]))
+
+
+def test_netspaces_collect_command(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO, subprocess_env
+
+    records.write_record(tmp_path / "sample_000", _record(0, 20.0))
+    records.write_record(tmp_path / "sample_001", _record(1, None, "failed"))
+    out = subprocess.run([sys.executable, "-m", "netspaces", "collect", str(tmp_path)], cwd=REPO,
+                         env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "2 records (1 failed, 1 ok)" in out.stdout
+    assert len(list(csv.DictReader((tmp_path / "population.csv").open()))) == 2
+    bad = subprocess.run([sys.executable, "-m", "netspaces", "collect", str(tmp_path / "nope")], cwd=REPO,
+                         env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
