@@ -16,13 +16,13 @@ import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from netspaces.errors import UserError
+
+if TYPE_CHECKING:  # torch loads only when something is timed: `netspaces describe` stays fast
+    import torch
+    from torch import nn
 
 DEVICES = ("cpu", "cuda")
 
@@ -60,12 +60,20 @@ def _check(batch: int, resolution: int, repeats: int, warmup: int, device: str) 
         raise UserError(f"repeats must be >= 1 and warmup >= 0; got {repeats} and {warmup}")
     if device not in DEVICES:
         raise UserError(f"unknown device {device!r}; allowed: {', '.join(DEVICES)}")
-    if device == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not _cuda_available():
         raise UserError("device cuda is not available on this machine; use --device cpu")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _sync(device: str) -> None:
     if device == "cuda":
+        import torch
+
         torch.cuda.synchronize()
 
 
@@ -84,6 +92,8 @@ def median_ms(fn: Callable[[], object], *, repeats: int, warmup: int, device: st
 
 
 def forward_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    import torch
+
     def run() -> object:
         with torch.no_grad():
             return model(x)
@@ -91,6 +101,8 @@ def forward_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
 
 
 def train_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], object]:
+    import torch.nn.functional as F
+
     def run() -> object:
         for p in model.parameters():
             p.grad = None  # no accumulation across repeats (what zero_grad(set_to_none) does)
@@ -101,6 +113,8 @@ def train_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[],
 
 
 def has_depthwise_conv(model: nn.Module) -> bool:
+    from torch import nn
+
     return any(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
                for m in model.modules())
 
@@ -114,6 +128,8 @@ def time_module(model: nn.Module, *, name: str = "model", batch: int = 64, resol
                 device: str = "cpu", repeats: int = 10, warmup: int = 2, channels_last: bool | None = None,
                 num_classes: int = 1000, in_chans: int = 3) -> Timing:
     """Time one module: forward (eval, no_grad) then forward+backward (train)."""
+    import torch
+
     _check(batch, resolution, repeats, warmup, device)
     if channels_last is None:
         channels_last = default_channels_last(model, device)
@@ -127,7 +143,11 @@ def time_module(model: nn.Module, *, name: str = "model", batch: int = 64, resol
         model.eval()
         fwd = median_ms(forward_fn(model, x), repeats=repeats, warmup=warmup, device=device)
         model.train()
-        train = median_ms(train_fn(model, x, y), repeats=repeats, warmup=warmup, device=device)
+        try:
+            train = median_ms(train_fn(model, x, y), repeats=repeats, warmup=warmup, device=device)
+        except ValueError as e:  # BatchNorm in training needs > 1 value per channel
+            raise UserError(f"forward+backward of {name} fails at batch {batch}, {resolution} px: "
+                            f"{str(e).splitlines()[0]}; use a larger --batch or --resolution") from None
     finally:
         model.train(was_training)
         for p in model.parameters():
@@ -140,10 +160,12 @@ def time_model(name: str, *, batch: int = 64, resolution: int | None = None, dev
                channels_last: bool | None = None) -> Timing:
     """Time a zoo model (RegNetX-400MF, ResNet-50, …) or a timm baseline (efficientnet_b0, …)
     at `resolution` (default: the model's native one) with 1000 classes."""
+    _check(batch, resolution or 224, repeats, warmup, device)  # bad values fail before torch loads
+    import torch
+
     from netspaces.models.baselines import get_network, native_resolution
 
     resolution = resolution or native_resolution(name)  # also rejects unknown names
-    _check(batch, resolution, repeats, warmup, device)
     if threads is not None:
         if threads < 1:
             raise UserError(f"threads must be >= 1; got {threads}")
