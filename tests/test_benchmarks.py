@@ -1,0 +1,91 @@
+"""Every benchmark runs once at toy size and reports well-formed lines. Speed is measured by
+`make bench`, never asserted here."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import LINE, Result, side_by_side  # noqa: E402
+from benchmarks.run import BENCHMARKS, main, table  # noqa: E402
+
+CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
+
+# what each benchmark must report (data_pipeline's CIFAR-10 loaders need the shared data)
+EXPECTED = {
+    "train_step_vs_timm": {"train_step_vs_timm_32px", "train_step_vs_timm_64px"},
+    "sampler": {"sampler_anynetx_a", "sampler_regnetx"},
+    "memory": {"memory"},
+    "data_pipeline": {"data_pipeline_digits"} | ({"data_pipeline_cifar10", "data_pipeline_imagefolder"}
+                                                 if CIFAR10.is_dir() else set()),
+    "fit_loop_overhead": {"fit_loop_overhead"},
+    "population": {"population"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_state():
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_each_benchmark_reports_well_formed_lines_at_toy_size(name):
+    results = importlib.import_module(f"benchmarks.{name}").run("toy")
+    assert {r.name for r in results} == EXPECTED[name]
+    for r in results:
+        m = LINE.match(r.line())
+        assert m, r.line()
+        assert m["unit"] == r.unit
+        assert r.ours > 0 and r.ref > 0 and math.isfinite(r.ratio) and r.ratio > 0
+        json.dumps(r.as_dict())  # results.json can hold it
+
+
+def test_train_step_checks_the_architectures_are_the_same():
+    from benchmarks.train_step_vs_timm import models
+
+    _, _, params = models()
+    assert params == 5_157_512  # RegNetX-400MF = timm regnetx_004, pycls's published count
+
+
+def test_ratio_direction_means_at_least_as_good():
+    faster = Result("x", ours=200.0, ref=100.0, unit="img/s", higher_is_better=True)
+    smaller = Result("y", ours=100.0, ref=200.0, unit="MB", higher_is_better=False)
+    assert faster.ratio == 2.0 and smaller.ratio == 2.0
+    assert faster.line() == "x: ratio=2.000 ours=200 ref=100 unit=img/s"
+
+
+def test_side_by_side_alternates_after_warmup():
+    calls = []
+    t_ours, t_ref = side_by_side(lambda: calls.append("o"), lambda: calls.append("r"), warmup=1, repeats=3)
+    assert calls == ["o", "r", "o", "r", "r", "o", "o", "r"]
+    assert len(t_ours) == len(t_ref) == 3
+
+
+def test_run_writes_results_json_and_prints_lines_and_a_table(tmp_path, capsys):
+    out = tmp_path / "bench" / "results.json"
+    assert main(["--toy", "--only", "sampler", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    lines = [s for s in printed if LINE.match(s)]
+    assert [LINE.match(s)["name"] for s in lines] == ["sampler_anynetx_a", "sampler_regnetx"]
+    assert any(s.startswith("benchmark  ") for s in printed)
+    saved = json.loads(out.read_text())
+    assert saved["mode"] == "toy" and not saved["failed"]
+    assert [r["line"] for r in saved["results"]] == lines
+    assert saved["results"][0]["details"]["naive_extrapolated"] is True
+
+
+def test_table_marks_missed_targets():
+    text = table([Result("train_step_vs_timm_32px", 90.0, 100.0, "img/s", True, 1.05)])
+    assert "MISSED" in text and "0.900" in text
