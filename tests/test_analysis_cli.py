@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from netspaces.analysis import cli
+from netspaces.analysis import analyze, cli
 from netspaces.analysis.tables import load_population
 from netspaces.errors import UserError
 
@@ -161,7 +161,7 @@ def test_sweep_directory_of_result_records(tmp_path):
 
 def test_repeated_labels_are_numbered(tmp_path):
     path = write_csv(tmp_path / "p.csv", [{"space": "regnetx", "top1_err": e} for e in (1, 2)])
-    result = cli.analyze([str(path), str(path)], tmp_path / "out", n_boot=50)
+    result = analyze([str(path), str(path)], tmp_path / "out", n_boot=50)
     assert list(result.analysis.summary["populations"]) == ["regnetx", "regnetx-2"]
     assert result.analysis.summary["ks"]["regnetx vs regnetx-2"]["plain"] == 0.0
 
@@ -169,7 +169,7 @@ def test_repeated_labels_are_numbered(tmp_path):
 def test_summary_floats_keep_full_precision(tmp_path):
     errors = [1 / 3, 2 / 3, 0.1 + 0.2]
     path = write_csv(tmp_path / "p.csv", [{"top1_err": repr(e)} for e in errors])
-    cli.analyze([str(path)], tmp_path / "out", n_boot=10)
+    analyze([str(path)], tmp_path / "out", n_boot=10)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["populations"]["p"]["mean"] == float(np.mean(errors))
     assert summary["populations"]["p"]["min"] == 0.1 + 0.2  # 0.30000000000000004

@@ -4,6 +4,12 @@ Pure numpy/pandas/matplotlib (scipy for the KS p-value); never imports training 
 Entry points: `analyze(...)` for scripts, `cli.register`/`cli.run` for `netspaces analyze`.
 """
 
-from netspaces.analysis.cli import AnalyzeResult, analyze
-
 __all__ = ["AnalyzeResult", "analyze"]
+
+
+def __getattr__(name: str):  # lazy: importing the package (e.g. for the CLI) stays cheap
+    if name in __all__:
+        from netspaces.analysis import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(name)

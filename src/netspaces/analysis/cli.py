@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from netspaces.analysis import bootstrap
-from netspaces.analysis.plots import render_all
-from netspaces.analysis.report import build_html, write_outputs
-from netspaces.analysis.summary import NORM_CHOICES, Analysis, format_summary, summarize
-from netspaces.analysis.tables import Population, load_population, unique_labels
-from netspaces.errors import UserError
+# Heavy modules (pandas, scipy, matplotlib) load in run(), so `netspaces describe` stays fast.
+NORM_CHOICES = ("flops", "params", "acts", "none")
+DEFAULT_N_BOOT = 10_000
 
 
 def _positive_int(text: str) -> int:
@@ -46,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--bins", type=_positive_int, default=None, metavar="K",
                         help="complexity bins of the normalized EDF "
                              "(default: min(10, floor(sqrt(n))) for the smallest population)")
-    parser.add_argument("--n-boot", type=_positive_int, default=bootstrap.DEFAULT_N_BOOT,
+    parser.add_argument("--n-boot", type=_positive_int, default=DEFAULT_N_BOOT,
                         metavar="N", help="bootstrap repeats (default: 10000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     parser.add_argument("--wandb", action="store_true",
@@ -59,42 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass
-class AnalyzeResult:
-    populations: list[Population]
-    analysis: Analysis
-    written: list[Path]
-
-
-def analyze(inputs: list[str], out: Path, labels: list[str] | None = None, norm: str = "flops",
-            bins: int | None = None, n_boot: int = bootstrap.DEFAULT_N_BOOT,
-            seed: int = 0) -> AnalyzeResult:
-    """Load, compute and render everything, then (only then) write it all into `out`."""
-    if norm not in NORM_CHOICES:
-        raise UserError(f"analyze: --norm {norm!r} is not one of {', '.join(NORM_CHOICES)}")
-    if Path(out).exists() and not Path(out).is_dir():
-        raise UserError(f"analyze: --out {out} is a file; give a directory")
-    if labels and len(labels) != len(inputs):
-        raise UserError(f"analyze: {len(labels)} --label value(s) for {len(inputs)} INPUT(s); "
-                        "give one --label per INPUT or none")
-    populations = [load_population(str(source), labels[i] if labels else None)
-                   for i, source in enumerate(inputs)]
-    distinct = unique_labels([p.label for p in populations])
-    renamed = [f"{p.label!r} -> {new!r}" for p, new in zip(populations, distinct) if p.label != new]
-    for p, new in zip(populations, distinct):
-        p.label = new
-    analysis = summarize(populations, norm=norm, bins=bins, n_boot=n_boot, seed=seed)
-    if renamed:
-        analysis.notes.append("repeated labels renamed: " + ", ".join(renamed))
-    plots, plot_notes = render_all(populations, analysis)
-    analysis.notes.extend(plot_notes)
-    html_text = build_html(analysis, plots, sources={p.label: p.source for p in populations})
-    written = write_outputs(Path(out), analysis, plots, html_text)
-    return AnalyzeResult(populations=populations, analysis=analysis, written=written)
-
-
 def run(args: argparse.Namespace) -> int:
     """Handler of `netspaces analyze`: analyze, print a compact summary and the files written."""
+    from netspaces.analysis.pipeline import analyze
+    from netspaces.analysis.summary import format_summary
+
     result = analyze(args.inputs, args.out, labels=args.label, norm=args.norm, bins=args.bins,
                      n_boot=args.n_boot, seed=args.seed)
     print(format_summary(result.analysis))

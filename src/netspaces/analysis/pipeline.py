@@ -1,0 +1,47 @@
+"""The analysis pipeline: load populations, compute, render, then write everything at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from netspaces.analysis import bootstrap
+from netspaces.analysis.plots import render_all
+from netspaces.analysis.report import build_html, write_outputs
+from netspaces.analysis.summary import NORM_CHOICES, Analysis, summarize
+from netspaces.analysis.tables import Population, load_population, unique_labels
+from netspaces.errors import UserError
+
+
+@dataclass
+class AnalyzeResult:
+    populations: list[Population]
+    analysis: Analysis
+    written: list[Path]
+
+
+def analyze(inputs: list[str], out: Path, labels: list[str] | None = None, norm: str = "flops",
+            bins: int | None = None, n_boot: int = bootstrap.DEFAULT_N_BOOT,
+            seed: int = 0) -> AnalyzeResult:
+    """Load, compute and render everything, then (only then) write it all into `out`."""
+    if norm not in NORM_CHOICES:
+        raise UserError(f"analyze: --norm {norm!r} is not one of {', '.join(NORM_CHOICES)}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"analyze: --out {out} is a file; give a directory")
+    if labels and len(labels) != len(inputs):
+        raise UserError(f"analyze: {len(labels)} --label value(s) for {len(inputs)} INPUT(s); "
+                        "give one --label per INPUT or none")
+    populations = [load_population(str(source), labels[i] if labels else None)
+                   for i, source in enumerate(inputs)]
+    distinct = unique_labels([p.label for p in populations])
+    renamed = [f"{p.label!r} -> {new!r}" for p, new in zip(populations, distinct) if p.label != new]
+    for p, new in zip(populations, distinct):
+        p.label = new
+    analysis = summarize(populations, norm=norm, bins=bins, n_boot=n_boot, seed=seed)
+    if renamed:
+        analysis.notes.append("repeated labels renamed: " + ", ".join(renamed))
+    plots, plot_notes = render_all(populations, analysis)
+    analysis.notes.extend(plot_notes)
+    html_text = build_html(analysis, plots, sources={p.label: p.source for p in populations})
+    written = write_outputs(Path(out), analysis, plots, html_text)
+    return AnalyzeResult(populations=populations, analysis=analysis, written=written)
