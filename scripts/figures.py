@@ -1,0 +1,51 @@
+"""`make figures`: small-scale versions of the paper's Figures 5-9 on CIFAR-10.
+
+Trains populations of AnyNetX_A, AnyNetX_E and RegNetX (12 models each in the 200mf
+regime, 5 epochs on a class-balanced 10k-image subset by default), then `netspaces analyze`
+draws the error EDFs (plain and normalized), error against each design parameter with its
+bootstrap good range, the per-block widths of the best models with their quantized-linear
+fits, and the complexity scatter, plus report.html — under OUT (outputs/paper/figures).
+Sizes, epochs, regime, data and launcher come from flags or environment variables
+(N, EPOCHS, REGIME, PER_CLASS, DATA_ROOT, SPACES, OUT, LAUNCHER, JOBS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+import populations as pop  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    pop.add_arguments(p, spaces="anynetx_a anynetx_e regnetx", out="outputs/paper/figures")
+    a = p.parse_args(argv)
+    from netspaces.errors import UserError
+
+    try:
+        s = pop.setup_from(a)
+    except UserError as e:
+        print(f"figures: error: {e}", file=sys.stderr)
+        return 2
+    pop.step(f"sample: {s.n} models per space in {s.regime}")
+    pop.show_samples(s)
+    for space in s.spaces:
+        pop.step(f"train {space}: {s.epochs} epochs, {s.per_class or 'all'} CIFAR-10 images per class")
+        pop.train_population(s, space)
+    pop.step("analyze")
+    out = s.out / "analysis"
+    pop.analyze(s, out)
+    pngs = sorted(out.rglob("*.png"))
+    print(f"\n{len(pngs)} figures in {out}:")
+    for png in pngs:
+        print(f"  {png.relative_to(out)}")
+    print(f"report: {out / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Small-scale populations on CIFAR-10, shared by `make figures` and `make reproduce-small`:
+train a population per design space with train.py's multirun, then compare them with
+`netspaces analyze`.
+
+The set-up (DESIGN.md, environment facts): a class-balanced CIFAR-10 train subset (1,000
+images per class by default), 32 px, the population schedule for a few epochs, sampled
+models of a flop regime (200mf). Every knob has an environment variable (the Makefile passes
+them through) and a flag. Runs land in OUT/sweeps/<space>-…/; rerunning the same
+command skips finished models and resumes interrupted ones (train.py's sweep layout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10"
+
+
+@dataclass(frozen=True)
+class Setup:
+    spaces: tuple[str, ...]
+    n: int  # models per space
+    epochs: int
+    regime: str
+    per_class: int | None  # train images per class (the test split is capped the same way)
+    data_root: Path
+    out: Path
+    seed: int  # sweep seed: which models are sampled
+    launcher: str  # basic (sequential) | joblib
+    jobs: int  # joblib jobs
+
+    def sweep_name(self, space: str) -> str:
+        return f"{space}-{self.regime}-cifar10-{self.per_class or 'all'}pc-e{self.epochs}-s{self.seed}"
+
+    def sweep_dir(self, space: str) -> Path:
+        return self.out / "sweeps" / self.sweep_name(space)
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "")
+    return value if value.strip() else default
+
+
+def add_arguments(p: argparse.ArgumentParser, *, spaces: str, out: str) -> None:
+    """Flags with defaults from the environment (SPACES, N, EPOCHS, REGIME, PER_CLASS,
+    DATA_ROOT, OUT, SEED, LAUNCHER, JOBS) so `make figures N=24` works."""
+    p.add_argument("--spaces", nargs="+", default=_env("SPACES", spaces).split())
+    p.add_argument("--n", type=int, default=int(_env("N", "12")), help="models per space")
+    p.add_argument("--epochs", type=int, default=int(_env("EPOCHS", "5")))
+    p.add_argument("--regime", default=_env("REGIME", "200mf"))
+    p.add_argument("--per-class", default=_env("PER_CLASS", "1000"),
+                   help="train images per class (1000: a 10k subset); 'all' for the full set")
+    p.add_argument("--data-root", type=Path, default=Path(_env("DATA_ROOT", str(DEFAULT_DATA))),
+                   help="CIFAR-10: an ImageFolder tree {train,test}/<class>/ or torchvision's format")
+    p.add_argument("--out", type=Path, default=Path(_env("OUT", str(REPO / out))))
+    p.add_argument("--seed", type=int, default=int(_env("SEED", "0")), help="sweep seed")
+    p.add_argument("--launcher", choices=("basic", "joblib"), default=_env("LAUNCHER", "basic"),
+                   help="basic: one model after another (2 threads); joblib: JOBS models at once")
+    p.add_argument("--jobs", type=int, default=int(_env("JOBS", "2")))
+
+
+def setup_from(a: argparse.Namespace) -> Setup:
+    from netspaces.errors import UserError
+    from netspaces.regimes import get_regime
+    from netspaces.spaces import get_space
+
+    for s in a.spaces:
+        get_space(s)  # one clear line for an unknown space
+    get_regime(a.regime)
+    if a.n < 2 or a.epochs < 1 or a.jobs < 1:
+        raise UserError(f"N must be >= 2 and EPOCHS, JOBS >= 1; got N={a.n} EPOCHS={a.epochs} JOBS={a.jobs}")
+    per_class = None if str(a.per_class).lower() == "all" else int(a.per_class)
+    if per_class is not None and per_class < 1:
+        raise UserError(f"PER_CLASS must be >= 1 or 'all'; got {a.per_class}")
+    root = a.data_root.resolve()
+    if not ((root / "train").is_dir() or (root / "cifar-10-batches-py").is_dir()):
+        raise UserError(f"DATA_ROOT={root} holds no CIFAR-10 (want {root}/train/<class>/*.jpg or "
+                        f"{root}/cifar-10-batches-py); point DATA_ROOT at a copy")
+    return Setup(tuple(s.lower() for s in a.spaces), a.n, a.epochs, a.regime.lower(), per_class, root,
+                 a.out.resolve(), a.seed, a.launcher, a.jobs)
+
+
+def train_overrides(s: Setup, space: str) -> list[str]:
+    ov = ["-m", f"space={space}", f"regime={s.regime}", "data=cifar10", f"data.root={s.data_root}",
+          "schedule=population", f"schedule.epochs={s.epochs}", f"sweep.n={s.n}", f"sweep.seed={s.seed}",
+          f"hydra.sweep.dir={s.sweep_dir(space)}",
+          "trainer.progress_bar=false"]  # paths.output stays outputs/: its cache/ of decoded CIFAR-10 is shared
+    if s.per_class is not None:
+        ov.append(f"data.limit_per_class={s.per_class}")
+    if s.launcher == "joblib":  # one thread per job: JOBS jobs share the cores without oversubscription
+        ov += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={s.jobs}", "trainer.threads=1"]
+    return ov
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("WANDB_MODE", "offline")
+    return env
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def show_samples(s: Setup) -> None:
+    """What each population will hold (the sweep re-derives exactly these models)."""
+    from netspaces.sampling import sample_models
+
+    for space in s.spaces:
+        got = sample_models(space, s.regime, s.n, s.seed)
+        flops = [x.flops / 1e6 for x in got]
+        print(f"{space:>12}: {len(got)} models, {min(flops):.0f}-{max(flops):.0f} MF at 224 px, "
+              f"depths {min(x.spec.depth for x in got)}-{max(x.spec.depth for x in got)}")
+
+
+def train_population(s: Setup, space: str) -> Path:
+    cmd = [sys.executable, str(REPO / "train.py"), *train_overrides(s, space)]
+    print("$ " + " ".join(cmd[1:]), flush=True)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=REPO, env=child_env())
+    if done.returncode != 0:
+        raise SystemExit(f"training the {space} population failed (exit {done.returncode}); "
+                         "rerun the same command to finish the missing models")
+    print(f"{space}: trained in {time.perf_counter() - t0:.0f} s -> {s.sweep_dir(space)}", flush=True)
+    return s.sweep_dir(space)
+
+
+def netspaces(*args: str) -> None:
+    cmd = [sys.executable, "-m", "netspaces", *args]
+    print("$ netspaces " + " ".join(args), flush=True)
+    done = subprocess.run(cmd, cwd=REPO, env=child_env())
+    if done.returncode != 0:
+        raise SystemExit(f"`netspaces {args[0]}` failed (exit {done.returncode})")
+
+
+def analyze(s: Setup, out: Path, *, n_boot: int = 10_000) -> dict:
+    """`netspaces analyze` over the spaces' sweeps; returns summary.json."""
+    dirs = [str(s.sweep_dir(space)) for space in s.spaces]
+    netspaces("analyze", *dirs, "--out", str(out), "--n-boot", str(n_boot))
+    return json.loads((out / "summary.json").read_text())
