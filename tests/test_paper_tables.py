@@ -135,3 +135,24 @@ def test_bad_input_is_one_line(args, message, tmp_path, capsys):
     assert paper_tables.main([*args, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
+
+
+CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR10.is_dir(), reason=f"{CIFAR10} not present")
+def test_reproduce_small_runs_end_to_end_at_toy_size(tmp_path):
+    """sample → train → collect → analyze → report on a tiny CIFAR-10 subset; ends with KS and p."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "WANDB_MODE": "offline", "OMP_WAIT_POLICY": "PASSIVE"}
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_small.py"), "--n", "3", "--epochs", "1",
+                        "--per-class", "10", "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("KS regnetx vs anynetx_a: D = ") and "p-value = " in last
+    summary = json.loads((tmp_path / "analysis" / "summary.json").read_text())
+    assert summary["populations"]["regnetx"]["n"] == 3 and (tmp_path / "analysis" / "report.html").is_file()
