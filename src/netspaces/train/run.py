@@ -48,8 +48,10 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _atomic_checkpoint_io():
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
+def _checkpoint_io():
+    """Checkpoints written in a background thread (from a snapshot taken at the epoch end, so
+    training goes on meanwhile), each to a temporary file renamed into place."""
+    from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 
     class AtomicCheckpointIO(TorchCheckpointIO):
         """Write to a temporary file, then rename: a kill mid-save leaves the old checkpoint."""
@@ -60,7 +62,7 @@ def _atomic_checkpoint_io():
             super().save_checkpoint(checkpoint, tmp, storage_options)
             os.replace(tmp, path)
 
-    return AtomicCheckpointIO()
+    return AsyncCheckpointIO(AtomicCheckpointIO())
 
 
 def build_trainer(s: RunSettings, loggers: list):
@@ -79,7 +81,7 @@ def build_trainer(s: RunSettings, loggers: list):
     progress = sys.stderr.isatty() if t.progress_bar is None else t.progress_bar
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
-    plugins: list = [_atomic_checkpoint_io()]
+    plugins: list = [_checkpoint_io()]
     strategy: Any = "auto"
     if t.distributed:
         from lightning.fabric.plugins.environments import SLURMEnvironment

@@ -216,13 +216,14 @@ def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _limit(cfg: DictConfig, key: str) -> int | float | None:
+def _limit(cfg: DictConfig, key: str, *, zero_ok: bool = False) -> int | float | None:
     value = OmegaConf.select(cfg, key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not zero_ok) or (
             isinstance(value, float) and value > 1):
-        raise _fail(key, value, "null, a number of batches >= 1, or a fraction in (0, 1]")
+        lowest = "0 (none)" if zero_ok else "1"
+        raise _fail(key, value, f"null, a number of batches >= {lowest}, or a fraction in (0, 1]")
     return value
 
 
@@ -255,7 +256,7 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         log_every_n_steps=_int(cfg, "trainer.log_every_n_steps", lo=1),
         progress_bar=None if progress is None else bool(progress),
         limit_train_batches=_limit(cfg, "trainer.limit_train_batches"),
-        limit_val_batches=_limit(cfg, "trainer.limit_val_batches"),
+        limit_val_batches=_limit(cfg, "trainer.limit_val_batches", zero_ok=True),
         keep_checkpoint=None if keep is None else bool(keep),
         epochs=_int(cfg, "schedule.epochs", lo=1),
         ema_decay=_float(cfg, "schedule.ema_decay", lo=0.0, hi=1.0, hi_open=True),
