@@ -117,3 +117,11 @@ def test_a_zoo_model_with_the_cifar_stem(tmp_path):
     assert record["status"] == "ok" and record["model"] == "RegNetX-200MF" and record["sample"] is None
     assert record["flops"] == 199040872  # the published RegNetX-200MF (224 px, 1000 classes)
     assert record["trained"]["stem"] == "cifar" and record["arch"]["depth"] == 13
+
+
+def test_a_timm_baseline_and_tensorboard(tmp_path):
+    record = train(tiny(tmp_path / "run", "model=efficientnet_b0", "logger=tensorboard"))
+    assert record["status"] == "ok" and record["model"] == "efficientnet_b0" and record["space"] is None
+    assert record["lr"] == pytest.approx(0.2 * 64 / 128) and record["config"]["model"]["weight_decay"] == 1e-5
+    assert 380e6 < record["flops"] < 400e6  # EfficientNet-B0 at 224 px (pycls: 0.39 GF)
+    assert list((tmp_path / "run" / "logs").glob("events.out.tfevents.*"))
