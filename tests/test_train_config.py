@@ -95,6 +95,7 @@ def test_sweep_layout_and_sample_sweep():
     assert hydra_conf.sample_sweep("sampled", 4, ["space=anynetx_a"]) == "range(0,4)"
 
 
+@pytest.mark.filterwarnings("ignore:(?s).*validated against ConfigStore schema")
 def test_submitit_slurm_has_cluster_defaults():
     cfg = compose_train(["hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4"], hydra=True)
     launcher = cfg.hydra.launcher
