@@ -136,3 +136,5 @@ def test_an_exception_in_a_job_is_recorded_as_failed_and_the_sweep_goes_on(tmp_p
     recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "sweeps").rglob("result.json")]
     assert len(recs) == 2 and {r["seed"] for r in recs} == {0, 1}
     assert all(r["status"] == "failed" and "UnidentifiedImageError" in r["error"] for r in recs)
+    table = _table(tmp_path / "out" / "sweeps" / "regnetx-400mf-imagefolder-quick-s0")
+    assert sorted((r["seed"], r["status"]) for r in table) == [("0", "failed"), ("1", "failed")]

@@ -261,8 +261,8 @@ def hydra_job(cfg: DictConfig) -> dict | None:
         if not in_sweep:
             raise
         log.exception("run %s failed; its record says so and the sweep goes on", cfg.paths.run_dir)
-        return {"status": "failed"}
-    if in_sweep:
+        record = records.read_record(Path(str(cfg.paths.run_dir))) or {"status": "failed"}
+    if in_sweep and "config" in record:  # the full record: rank 0 (SLURM runs every rank's task)
         from netspaces.train.sweep import refresh_population
 
         refresh_population(Path(str(cfg.paths.run_dir)).parent)
