@@ -29,3 +29,37 @@ test-slow: install  ## run only the slow tests
 
 clean:  ## remove outputs/ and caches (keeps the shared environment)
 	rm -rf outputs multirun .pytest_cache
+
+# ---- paper tables, figures and benchmarks (scripts/, benchmarks/)
+# Tables: TIME_BATCH/TIME_REPEATS size the CPU timings; RESULTS=dir adds our runs' errors.
+# Figures / reproduce-small: DATA_ROOT (CIFAR-10 ImageFolder or torchvision copy), N, EPOCHS,
+# REGIME, PER_CLASS, LAUNCHER=joblib JOBS=2 are read from the environment by the scripts.
+.PHONY: table1 table2 table3 table4 figures reproduce-small bench bench-quick
+RESULTS ?=
+TIME_BATCH ?= 4
+TIME_REPEATS ?= 2
+TABLE_ARGS = --batch $(TIME_BATCH) --repeats $(TIME_REPEATS) $(if $(RESULTS),--results $(RESULTS))
+
+table1: install  ## Table 1: design spaces and their sizes -> outputs/paper/table1.{csv,md}
+	$(RUN) scripts/paper_tables.py table1
+
+table2: install  ## Table 2: mobile regime, flops/params/acts, CPU times, errors (RESULTS=dir)
+	$(RUN) scripts/paper_tables.py table2 $(TABLE_ARGS)
+
+table3: install  ## Table 3: ResNe(X)t vs RegNetX at matched flops (RESULTS=dir)
+	$(RUN) scripts/paper_tables.py table3 $(TABLE_ARGS)
+
+table4: install  ## Table 4: EfficientNet B0-B5 vs RegNetY at matched flops (RESULTS=dir)
+	$(RUN) scripts/paper_tables.py table4 $(TABLE_ARGS)
+
+figures: install  ## Figs 5-9 small: AnyNetX_A/E vs RegNetX on CIFAR-10 (DATA_ROOT, N, EPOCHS, REGIME)
+	$(RUN) scripts/figures.py
+
+reproduce-small: install  ## RegNetX vs AnyNetX_A end to end (<30 min on 2 CPUs), prints KS and p
+	$(RUN) scripts/reproduce_small.py
+
+bench: install  ## all benchmarks vs references -> outputs/bench/results.json and a table
+	$(RUN) benchmarks/run.py $(ARGS)
+
+bench-quick: install  ## every benchmark with fewer repeats (a few minutes)
+	$(RUN) benchmarks/run.py --quick $(ARGS)
