@@ -168,6 +168,8 @@ def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
     try:
         datamodule, network, module, loggers = _prepare(s, cfg)
         info = network.info
+        if rank_zero_only.rank == 0:
+            _announce(s, info, datamodule)
         _fit(s, cfg, module, datamodule, loggers)
     except UserError:
         raise  # a bad value: no record (the run never started)
@@ -237,6 +239,16 @@ def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     else:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+
+
+def _announce(s: RunSettings, info: dict, datamodule) -> None:
+    arch = info.get("arch") or {}
+    shape = f"ws {arch['ws']} ds {arch['ds']}, " if arch.get("ws") else ""
+    log.info("%s: %s%.0f MF, %.2f M params | %s at %d px: %d train / %d val images | %s x%d, %d epochs, "
+             "lr %.3g, batch %d -> %s", info.get("name"), shape, info["flops"] / 1e6, info["params"] / 1e6,
+             s.data.name, s.data.resolution, len(datamodule.train_set), len(datamodule.val_set),
+             s.trainer.accelerator, s.trainer.world_size, s.trainer.epochs, s.optim.lr, s.optim.global_batch,
+             s.run_dir)
 
 
 def _print_result(record: dict, path: Path) -> None:
