@@ -36,6 +36,7 @@ def worker(which: str, resolution: int, batch: int, steps: int) -> dict:
     from netspaces.models.baselines import create_baseline, get_network
 
     torch.set_num_threads(2)
+    torch.set_flush_denormal(True)  # one fixed batch: keep the steps at normal speed (common.FlushDenormal)
     torch.manual_seed(0)
     model = get_network("RegNetX-400MF", num_classes=1000) if which == "ours" else create_baseline("regnetx_004")
     model = model.to(memory_format=torch.channels_last).train()

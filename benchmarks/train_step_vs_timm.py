@@ -18,7 +18,7 @@ if __package__ in (None, ""):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import Result, median, set_threads
+from benchmarks.common import FlushDenormal, Result, median, set_threads
 
 # (resolution, batch, timed steps per side); warm-up steps per side
 SIZES = {"full": [(32, 64, 40), (224, 32, 8)], "quick": [(32, 64, 10), (224, 32, 2)],
@@ -114,14 +114,15 @@ def measure(resolution: int, batch: int, steps: int, warmup: int) -> Result:
     t_ours, t_ref = (median([sum(p) for p in s.phases]) for s in (ours, ref))
     return Result(f"train_step_vs_timm_{resolution}px", batch / t_ours, batch / t_ref, "img/s", True, TARGET,
                   {"batch": batch, "resolution": resolution, "steps": steps, "warmup": warmup, "threads": threads,
-                   "params": params, "channels_last": True, "ours_split": ours.split_ms(),
+                   "params": params, "channels_last": True, "flush_denormal": True, "ours_split": ours.split_ms(),
                    "ref_split": ref.split_ms(), "ours_optimizer": type(ours.opt).__name__,
                    "ours_optimizer_defaults": {k: v for k, v in ours.opt.defaults.items()
                                                if k in ("foreach", "fused", "lr", "weight_decay")}})
 
 
 def run(mode: str = "full") -> list[Result]:
-    return [measure(r, b, n, WARMUP[mode]) for r, b, n in SIZES[mode]]
+    with FlushDenormal():
+        return [measure(r, b, n, WARMUP[mode]) for r, b, n in SIZES[mode]]
 
 
 def profile(resolution: int, batch: int, steps: int = 5, rows: int = 20) -> None:
@@ -135,11 +136,12 @@ def profile(resolution: int, batch: int, steps: int = 5, rows: int = 20) -> None
     y = torch.randint(0, 1000, (batch,))
     for name, model, opt in (("ours", ours_model, our_optimizer), ("timm", ref_model, reference_optimizer)):
         step = Stepper(model, opt(model), x, y)
-        for _ in range(2):
-            step()
-        with torch_profile(activities=[ProfilerActivity.CPU]) as p:
-            for _ in range(steps):
+        with FlushDenormal():
+            for _ in range(2):
                 step()
+            with torch_profile(activities=[ProfilerActivity.CPU]) as p:
+                for _ in range(steps):
+                    step()
         print(f"== {name} ({resolution} px, batch {batch}, {steps} steps)")
         print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
