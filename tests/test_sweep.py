@@ -111,6 +111,7 @@ def test_ddp_two_cpu_processes_under_multirun(tmp_path):
     assert record["lr"] == pytest.approx(0.1)  # 0.1 · (64 · 2) / 128
     assert 0 <= record["top1_err"] <= 100
     assert out.stdout.count("top-1 error") == 1  # one metric, reported once (rank 0)
+    assert not list((tmp_path / "sweeps").rglob(".ddp"))  # the ranks' config is cleaned up
     _only_this_sweep(tmp_path)
 
 

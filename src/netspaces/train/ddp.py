@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -82,6 +83,7 @@ def local_ranks(config_yaml: str, run_dir: Path, processes: int, threads: int | 
                 p.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(ddp_dir, ignore_errors=True)
         for k, v in saved.items():  # the next job of a sweep starts from a clean environment
             if v is None:
                 os.environ.pop(k, None)
