@@ -67,3 +67,4 @@ def restore_torch_state():
     yield
     torch.use_deterministic_algorithms(False)
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(False)
