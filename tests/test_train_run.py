@@ -54,6 +54,19 @@ def test_same_config_and_seed_give_the_same_metrics(tmp_path):
     assert [h["train_loss"] for h in c["history"]] != [h["train_loss"] for h in a["history"]]
 
 
+def test_validation_runs_the_folded_network_and_scores_like_the_plain_one(tmp_path, monkeypatch):
+    from netspaces.models import fold
+
+    calls, real = [], fold.fold_batchnorm
+    monkeypatch.setattr(fold, "fold_batchnorm", lambda net: calls.append(1) or real(net))
+    folded = train(tiny(tmp_path / "folded"))
+    assert len(calls) == folded["epochs"]  # one fresh copy per validation epoch
+    plain = train(tiny(tmp_path / "plain", "trainer.fold_bn_eval=false"))
+    assert len(calls) == folded["epochs"]
+    assert [h["top1_err"] for h in folded["history"]] == [h["top1_err"] for h in plain["history"]]
+    assert [h["train_loss"] for h in folded["history"]] == [h["train_loss"] for h in plain["history"]]
+
+
 def test_a_finished_run_is_skipped(tmp_path):
     first = train(tiny(tmp_path / "run"))
     before = (tmp_path / "run" / "result.json").stat().st_mtime_ns

@@ -3,7 +3,8 @@
 Per-step work is the step itself: the loss is accumulated on the device, logged and checked
 for NaN/inf only every `check_every` steps and at the end of an epoch (one host sync then).
 Per-epoch validation errors (%) are kept in `history`, which travels in checkpoints, so a
-resumed run reports its best epoch over the whole run.
+resumed run reports its best epoch over the whole run. Validation runs a copy of the network
+with every conv+BN pair folded into one conv (same function, faster forward; `fold_bn_eval`).
 """
 
 from __future__ import annotations
@@ -36,13 +37,17 @@ class Diverged(RuntimeError):
 
 class Classifier(LightningModule):
     def __init__(self, net: nn.Module, optim: OptimSettings, *, num_classes: int, channels_last: bool = True,
-                 label_smoothing: float = 0.0, check_every: int = 50) -> None:
+                 label_smoothing: float = 0.0, check_every: int = 50, fold_bn_eval: bool = True) -> None:
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.optim = optim
         self.channels_last = channels_last
         self.label_smoothing = label_smoothing
         self.check_every = max(1, check_every)
+        self.fold_bn_eval = fold_bn_eval
+        # conv+BN folded copy for validation, rebuilt every epoch; held in a list so that it is
+        # not registered as a submodule (it must stay out of parameters() and checkpoints)
+        self._eval_net: list[nn.Module] = []
         self.top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
         self.top5 = MulticlassAccuracy(num_classes=num_classes, top_k=min(5, num_classes), average="micro")
         self.history: list[dict] = []  # one entry per finished epoch
@@ -104,13 +109,31 @@ class Classifier(LightningModule):
 
     # ------------------------------------------------------------------ validation
 
+    def _validation_net(self) -> nn.Module:
+        # built at the first batch, after every hook of the epoch ran: weight-averaging callbacks
+        # (EMA) swap their weights in at on_validation_epoch_start, and the copy must see them
+        if not self.fold_bn_eval:
+            return self.net
+        if not self._eval_net:
+            from netspaces.models.fold import fold_batchnorm
+
+            folded, count = fold_batchnorm(self.net)
+            self._eval_net.append(folded if count else self.net)
+        return self._eval_net[0]
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_net.clear()  # also after a validation that ended in an exception
+
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        logits = self(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self._validation_net()(x)
         self.top1.update(logits, y)
         self.top5.update(logits, y)
 
     def on_validation_epoch_end(self) -> None:
+        self._eval_net.clear()
         # compute() sums the counts of every rank (each image counted once)
         top1 = 100.0 * (1.0 - float(self.top1.compute()))
         top5 = 100.0 * (1.0 - float(self.top5.compute()))

@@ -217,7 +217,7 @@ def _prepare(s: RunSettings, cfg: DictConfig):
     network = build_network(replace(s.model, num_classes=datamodule.num_classes))
     module = Classifier(network.module, s.optim, num_classes=datamodule.num_classes,
                         channels_last=t.channels_last, label_smoothing=t.label_smoothing,
-                        check_every=t.log_every_n_steps)
+                        check_every=t.log_every_n_steps, fold_bn_eval=t.fold_bn_eval)
     info = network.info
     tags = tuple(str(x) for x in (info.get("space"), info.get("regime"), info.get("model")) if x)
     loggers = make_loggers(replace(s.logger, run_name=info.get("name"), tags=tags + s.logger.tags),

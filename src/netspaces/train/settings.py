@@ -148,6 +148,7 @@ class TrainerSettings:
     deterministic: bool = True
     threads: int | None = None
     channels_last: bool = True
+    fold_bn_eval: bool = True
     log_every_n_steps: int = 50
     progress_bar: bool | None = None
     limit_train_batches: int | float | None = None
@@ -253,6 +254,7 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         deterministic=bool(OmegaConf.select(cfg, "trainer.deterministic")),
         threads=_int(cfg, "trainer.threads", lo=1, none_ok=True),
         channels_last=bool(OmegaConf.select(cfg, "trainer.channels_last")),
+        fold_bn_eval=bool(OmegaConf.select(cfg, "trainer.fold_bn_eval", default=True)),
         log_every_n_steps=_int(cfg, "trainer.log_every_n_steps", lo=1),
         progress_bar=None if progress is None else bool(progress),
         limit_train_batches=_limit(cfg, "trainer.limit_train_batches"),
