@@ -81,6 +81,10 @@ def build_trainer(s: RunSettings, loggers: list):
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
         callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+    if t.accelerator == "cpu":
+        from netspaces.train.share_cpus import ShareCpus
+
+        callbacks.append(ShareCpus(deterministic=t.deterministic))
     progress = sys.stderr.isatty() if t.progress_bar is None else t.progress_bar
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
@@ -226,7 +230,10 @@ def _prepare(s: RunSettings, cfg: DictConfig):
 
 
 def _threads(s: RunSettings) -> int:
-    return s.trainer.threads or max(1, _cpus() // s.trainer.devices)
+    """trainer.threads, else OMP_NUM_THREADS (joblib's workers get cpus / n_jobs there), else
+    this node's CPUs shared among its ranks."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return s.trainer.threads or (int(env) if env.isdigit() and int(env) > 0 else max(1, _cpus() // s.trainer.devices))
 
 
 def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:
