@@ -67,6 +67,16 @@ def side_by_side(ours: Callable[[], object], ref: Callable[[], object], *, warmu
     return t_ours, t_ref
 
 
+def main(run: Callable[[str], list[Result]], doc: str, argv: list[str] | None = None) -> None:
+    """`python benchmarks/NAME.py [--mode full|quick|toy]`: each result's line and details."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--mode", choices=MODES, default="full")
+    for r in run(ap.parse_args(argv).mode):
+        print(r.line(), r.details)
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

@@ -11,7 +11,6 @@ can keep up even without overlap.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ if __package__ in (None, ""):
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import SHARED, FlushDenormal, Result, median, run_settings_for, set_threads
+from benchmarks.common import SHARED, FlushDenormal, Result, main, median, run_settings_for, set_threads
 
 CIFAR = SHARED / "data" / "cifar10"
 # per mode: batches per pass, passes per side, CIFAR-10 images per class, batch size override
@@ -122,8 +121,4 @@ def run(mode: str = "full") -> list[Result]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("full", "quick", "toy"), default="full")
-    a = ap.parse_args()
-    for r in run(a.mode):
-        print(r.line(), r.details)
+    main(run, __doc__)

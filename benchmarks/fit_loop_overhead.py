@@ -7,7 +7,6 @@ the framework costs (1 - R); target R >= 0.97.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import time
@@ -20,7 +19,7 @@ if __package__ in (None, ""):
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import Result, median, run_settings_for
+from benchmarks.common import Result, main, median, run_settings_for
 
 OVERRIDES = ["data=digits", "schedule=quick", "schedule.epochs=1", "trainer.threads=2", "trainer.progress_bar=false",
              "logger=csv"]
@@ -119,8 +118,4 @@ def run(mode: str = "full") -> list[Result]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("full", "quick", "toy"), default="full")
-    a = ap.parse_args()
-    for r in run(a.mode):
-        print(r.line(), r.details)
+    main(run, __doc__)

@@ -7,7 +7,6 @@ R = joblib / sequential models per hour: the speed-up of local parallel sweeps.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import REPO, SRC, Result, median
+from benchmarks.common import REPO, SRC, Result, main, median
 
 SWEEP = ["-m", "schedule=quick", "data=digits", "space=regnetx", "regime=400mf", "trainer.progress_bar=false"]
 # per mode: models per sweep, sweeps per side, extra overrides
@@ -67,8 +66,4 @@ def run(mode: str = "full") -> list[Result]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("full", "quick", "toy"), default="full")
-    a = ap.parse_args()
-    for r in run(a.mode):
-        print(r.line(), r.details)
+    main(run, __doc__)

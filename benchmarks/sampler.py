@@ -10,7 +10,6 @@ before building). Both numbers are in results.json; the line's `ref` is the extr
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -19,7 +18,7 @@ if __package__ in (None, ""):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import Result, median, set_threads
+from benchmarks.common import Result, main, median, set_threads
 
 REGIME = "400mf"
 N = {"full": 500, "quick": 500, "toy": 20}
@@ -106,8 +105,4 @@ def run(mode: str = "full", spaces: list[str] | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("full", "quick", "toy"), default="full")
-    a = ap.parse_args()
-    for r in run(a.mode):
-        print(r.line(), r.details)
+    main(run, __doc__)

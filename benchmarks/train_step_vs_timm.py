@@ -21,7 +21,7 @@ if __package__ in (None, ""):
 from benchmarks.common import FlushDenormal, Result, median, set_threads
 
 # (resolution, batch, timed steps per side); warm-up steps per side
-SIZES = {"full": [(32, 64, 40), (224, 32, 8)], "quick": [(32, 64, 10), (224, 32, 2)],
+SIZES = {"full": [(32, 64, 40), (224, 32, 16)], "quick": [(32, 64, 10), (224, 32, 2)],
          "toy": [(32, 4, 1), (64, 2, 1)]}
 WARMUP = {"full": 3, "quick": 2, "toy": 1}
 TARGET = 1.05

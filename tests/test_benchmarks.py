@@ -29,6 +29,8 @@ EXPECTED = {
                                                  if CIFAR10.is_dir() else set()),
     "fit_loop_overhead": {"fit_loop_overhead"},
     "population": {"population"},
+    "eval_forward": {"eval_forward_32px"},
+    "cpu_wait_policy": {"cpu_wait_policy_alone", "cpu_wait_policy_pair"},
 }
 
 
