@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from netspaces.models.baselines import get_network
-from netspaces.models.fold import fold_batchnorm, fold_conv_bn
+from netspaces.models.fold import FoldedCopy, fold_batchnorm, fold_conv_bn
 
 
 def _with_trained_statistics(model: nn.Module, resolution: int = 32) -> nn.Module:
@@ -75,3 +75,23 @@ def test_single_pair_with_conv_bias_and_no_affine():
 def test_bn_without_running_statistics_is_refused():
     with pytest.raises(ValueError, match="running statistics"):
         fold_conv_bn(nn.Conv2d(3, 5, 1), nn.BatchNorm2d(5, track_running_stats=False))
+
+
+def test_a_kept_copy_follows_the_source_after_training():
+    torch.manual_seed(0)
+    model = _with_trained_statistics(get_network("RegNetY-200MF", num_classes=10))
+    kept = FoldedCopy(model)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    model.train()  # a few SGD steps change weights, BN statistics, SE and head parameters
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 3])).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        want = model(x)
+        stale = kept.module(x)
+        got = kept.refresh()(x)
+    assert not torch.allclose(stale, want, atol=1e-3)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())

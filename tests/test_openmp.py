@@ -14,7 +14,7 @@ from netspaces.openmp import CpuUse, ThreadGovernor, choose_wait_policy, others_
 
 STAT = """cpu  900 0 300 5000 100 0 0 0 0 0
 cpu0 400 0 100 2000 50 0 0 0 0 0
-cpu1 500 0 200 3000 50 0 0 0 0 0
+cpu1 500 0 200 3000 50 0 0 40 0 0
 cpu2 7777 0 0 1 0 0 0 0 0 0
 intr 1 2 3
 """
@@ -24,7 +24,8 @@ def test_read_cpu_use_sums_only_our_cpus(tmp_path):
     stat = tmp_path / "stat"
     stat.write_text(STAT)
     use = read_cpu_use({0, 1}, stat=str(stat))
-    assert (use.busy, use.total, use.n_cpus) == (400 + 100 + 500 + 200, 2550 + 3750, 2)
+    # steal (cpu1: 40) counts in the total, not as busy: no process here can give it back
+    assert (use.busy, use.total, use.n_cpus) == (400 + 100 + 500 + 200, 2550 + 3790, 2)
     assert read_cpu_use({0, 1}, stat=str(tmp_path / "missing")) is None
 
 

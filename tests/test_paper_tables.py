@@ -137,6 +137,20 @@ def test_bad_input_is_one_line(args, message, tmp_path, capsys):
     assert err.startswith(message) and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("script, args, message", [
+    ("figures.py", ["--n", "1"], "figures: error: N must be >= 2 and EPOCHS, JOBS >= 1; got N=1 EPOCHS=5"),
+    ("reproduce_small.py", ["--spaces", "regnetx"], "reproduce-small: error: reproduce-small compares 2 spaces"),
+    ("reproduce_small.py", ["--spaces", "regnetx", "anynetx_q"], "reproduce-small: error: unknown space 'anynetx_q'; allowed: anynetx_a"),
+])
+def test_population_scripts_refuse_bad_input_in_one_line(script, args, message, tmp_path):
+    import subprocess
+
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args, "--out", str(tmp_path / "out")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith(message) and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
 CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
 
 

@@ -64,7 +64,7 @@ def read_cpu_use(cpus: set[int] | None = None, stat: str = "/proc/stat") -> CpuU
             continue
         values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
         total += sum(values)
-        busy += sum(values) - values[3] - values[4]
+        busy += sum(values) - values[3] - values[4] - values[7]  # steal: the hypervisor's, not a process here
     if not total:
         return None
     own = os.times()

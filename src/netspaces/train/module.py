@@ -18,6 +18,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from netspaces.models.fold import FoldedCopy
 from netspaces.train.optim import OptimSettings, build_optimizer
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,10 @@ class Classifier(LightningModule):
         self.label_smoothing = label_smoothing
         self.check_every = max(1, check_every)
         self.fold_bn_eval = fold_bn_eval
-        # conv+BN folded copy for validation, rebuilt every epoch; held in a list so that it is
-        # not registered as a submodule (it must stay out of parameters() and checkpoints)
-        self._eval_net: list[nn.Module] = []
+        # the conv+BN folded copy for validation (made once, refreshed every epoch): a plain
+        # attribute of a non-Module type, so it stays out of parameters() and checkpoints
+        self._folded: FoldedCopy | None = None
+        self._folded_fresh = False
         self.top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
         self.top5 = MulticlassAccuracy(num_classes=num_classes, top_k=min(5, num_classes), average="micro")
         self.history: list[dict] = []  # one entry per finished epoch
@@ -110,19 +112,22 @@ class Classifier(LightningModule):
     # ------------------------------------------------------------------ validation
 
     def _validation_net(self) -> nn.Module:
-        # built at the first batch, after every hook of the epoch ran: weight-averaging callbacks
-        # (EMA) swap their weights in at on_validation_epoch_start, and the copy must see them
+        # refreshed at the first batch, after every hook of the epoch ran: weight-averaging
+        # callbacks (EMA) swap their weights in at on_validation_epoch_start
         if not self.fold_bn_eval:
             return self.net
-        if not self._eval_net:
-            from netspaces.models.fold import fold_batchnorm
-
-            folded, count = fold_batchnorm(self.net)
-            self._eval_net.append(folded if count else self.net)
-        return self._eval_net[0]
+        if self._folded is None or self._folded.stale():
+            self._folded = FoldedCopy(self.net)  # folded from the current weights
+            self._folded_fresh = True
+        if not self._folded.pairs:  # nothing to fold (a timm network): no copy needed
+            return self.net
+        if not self._folded_fresh:
+            self._folded.refresh()
+            self._folded_fresh = True
+        return self._folded.module
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_net.clear()  # also after a validation that ended in an exception
+        self._folded_fresh = False
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
@@ -133,7 +138,7 @@ class Classifier(LightningModule):
         self.top5.update(logits, y)
 
     def on_validation_epoch_end(self) -> None:
-        self._eval_net.clear()
+        self._folded_fresh = False
         # compute() sums the counts of every rank (each image counted once)
         top1 = 100.0 * (1.0 - float(self.top1.compute()))
         top5 = 100.0 * (1.0 - float(self.top5.compute()))
