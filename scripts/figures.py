@@ -11,7 +11,6 @@ Sizes, epochs, regime, data and launcher come from flags or environment variable
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,15 +20,8 @@ import populations as pop  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    pop.add_arguments(p, spaces="anynetx_a anynetx_e regnetx", out="outputs/paper/figures")
-    a = p.parse_args(argv)
-    from netspaces.errors import UserError
-
-    try:
-        s = pop.setup_from(a)
-    except UserError as e:
-        print(f"figures: error: {e}", file=sys.stderr)
+    s = pop.parse_setup("figures", __doc__, argv, spaces="anynetx_a anynetx_e regnetx", out="outputs/paper/figures")
+    if s is None:
         return 2
     pop.step(f"sample: {s.n} models per space in {s.regime}")
     pop.show_samples(s)

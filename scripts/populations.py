@@ -91,6 +91,24 @@ def setup_from(a: argparse.Namespace) -> Setup:
                  a.out.resolve(), a.seed, a.launcher, a.jobs)
 
 
+def parse_setup(prog: str, doc: str, argv: list[str] | None, *, spaces: str, out: str,
+                n_spaces: int | None = None) -> Setup | None:
+    """A script's flags as a Setup; a bad value prints one line `PROG: error: …` and gives None."""
+    from netspaces.errors import UserError
+
+    p = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    add_arguments(p, spaces=spaces, out=out)
+    a = p.parse_args(argv)
+    try:
+        s = setup_from(a)
+        if n_spaces is not None and len(s.spaces) != n_spaces:
+            raise UserError(f"{prog} compares {n_spaces} spaces; got SPACES={' '.join(s.spaces)}")
+    except UserError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return None
+    return s
+
+
 def train_overrides(s: Setup, space: str) -> list[str]:
     ov = ["-m", f"space={space}", f"regime={s.regime}", "data=cifar10", f"data.root={s.data_root}",
           "schedule=population", f"schedule.epochs={s.epochs}", f"sweep.n={s.n}", f"sweep.seed={s.seed}",

@@ -9,7 +9,6 @@ the KS statistic of the two error EDFs and its p-value. Knobs as for `make figur
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,17 +19,9 @@ import populations as pop  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    pop.add_arguments(p, spaces="regnetx anynetx_a", out="outputs/paper/reproduce_small")
-    a = p.parse_args(argv)
-    from netspaces.errors import UserError
-
-    try:
-        s = pop.setup_from(a)
-        if len(s.spaces) != 2:
-            raise UserError(f"reproduce-small compares two spaces; got SPACES={' '.join(s.spaces)}")
-    except UserError as e:
-        print(f"reproduce-small: error: {e}", file=sys.stderr)
+    s = pop.parse_setup("reproduce-small", __doc__, argv, spaces="regnetx anynetx_a",
+                        out="outputs/paper/reproduce_small", n_spaces=2)
+    if s is None:
         return 2
     t0 = time.perf_counter()
     pop.step(f"1/5 sample: {s.n} models per space in {s.regime}")
