@@ -4,21 +4,29 @@ RegNetX-400MF against timm's regnetx_004 — the same architecture, equal parame
 
 Ours steps with the optimizer our trainer builds (netspaces.train.optim.build_optimizer);
 timm's with torch's SGD as a timm user writes it, same hyperparameters. Steps alternate one
-by one between the two models; each side's median step time is reported, with the split
-into forward, backward and optimizer (where time goes). `--profile` prints the top ops.
+by one between the two models, in a process set up as our trainer sets up a CPU run (freed
+memory stays in the heap: netspaces.malloc; it speeds both sides alike); each side's median
+step time is reported, with the split into forward, backward and optimizer (where time
+goes). `--profile` prints the top ops.
+
+train_step_allocator_224px: the same step of our model in fresh processes with our
+trainer's allocator settings against glibc's defaults (alternating processes, medians):
+what the process set-up adds beyond the model.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 if __package__ in (None, ""):
-    import sys
-    from pathlib import Path
-
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import FlushDenormal, Result, median, set_threads
+from benchmarks.common import REPO, SRC, FlushDenormal, Result, median, set_threads
 
 # (resolution, batch, timed steps per side); warm-up steps per side
 SIZES = {"full": [(32, 64, 40), (224, 32, 16)], "quick": [(32, 64, 10), (224, 32, 2)],
@@ -120,9 +128,54 @@ def measure(resolution: int, batch: int, steps: int, warmup: int) -> Result:
                                                if k in ("foreach", "fused", "lr", "weight_decay")}})
 
 
+# allocator comparison per mode: (resolution, batch, timed steps per process, processes per side)
+ALLOCATOR = {"full": (224, 32, 6, 3), "quick": (224, 32, 3, 1), "toy": (64, 2, 1, 1)}
+
+
+def allocator_worker(keep: bool, resolution: int, batch: int, steps: int) -> float:
+    """In a fresh process: median seconds of our model's training step."""
+    if keep:
+        from netspaces.malloc import keep_freed_memory
+
+        keep_freed_memory()
+    import torch
+
+    set_threads(2)
+    torch.set_flush_denormal(True)
+    ours, _, _ = models()
+    x = torch.randn(batch, 3, resolution, resolution).contiguous(memory_format=torch.channels_last)
+    step = Stepper(ours, our_optimizer(ours), x, torch.randint(0, 1000, (batch,)))
+    for _ in range(2):
+        step()
+    step.phases.clear()
+    for _ in range(steps):
+        step()
+    return median([sum(p) for p in step.phases])
+
+
+def allocator(mode: str) -> Result:
+    resolution, batch, steps, procs = ALLOCATOR[mode]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(REPO)]))
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(procs):
+        for keep in ((True, False) if i % 2 == 0 else (False, True)):
+            out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--allocator-worker", str(int(keep)),
+                                  str(resolution), str(batch), str(steps)], cwd=REPO, env=env, capture_output=True,
+                                 text=True, check=True, timeout=900)
+            times[keep].append(float(out.stdout.strip().splitlines()[-1]))
+    return Result(f"train_step_allocator_{resolution}px", batch / median(times[True]), batch / median(times[False]),
+                  "img/s", True, None, {"batch": batch, "resolution": resolution, "steps_per_process": steps,
+                                        "processes_per_side": procs, "ours_step_s": times[True],
+                                        "glibc_default_step_s": times[False]})
+
+
 def run(mode: str = "full") -> list[Result]:
+    from netspaces.malloc import keep_freed_memory
+
+    keep_freed_memory()  # as our trainer does for a CPU run; both models step in this process
     with FlushDenormal():
-        return [measure(r, b, n, WARMUP[mode]) for r, b, n in SIZES[mode]]
+        results = [measure(r, b, n, WARMUP[mode]) for r, b, n in SIZES[mode]]
+    return results + [allocator(mode)]
 
 
 def profile(resolution: int, batch: int, steps: int = 5, rows: int = 20) -> None:
@@ -150,8 +203,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=("full", "quick", "toy"), default="full")
     ap.add_argument("--profile", action="store_true", help="print the top ops instead of benchmarking")
+    ap.add_argument("--allocator-worker", nargs=4, type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.profile:
+    if a.allocator_worker:
+        keep, res, batch, steps = a.allocator_worker
+        print(allocator_worker(bool(keep), res, batch, steps))
+    elif a.profile:
         for r, b, _ in SIZES[a.mode]:
             profile(r, b)
     else:

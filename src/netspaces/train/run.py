@@ -229,6 +229,10 @@ def _prepare(s: RunSettings, cfg: DictConfig):
     # slower (the last digits epochs took ~1.7x as long); flushing them to zero changes no result
     # seen here (same errors, still deterministic). GPUs flush by default.
     torch.set_flush_denormal(True)
+    if not _on_gpu(t.accelerator):  # the activations live in host memory: reuse it (netspaces.malloc)
+        from netspaces.malloc import keep_freed_memory
+
+        keep_freed_memory()
     seed_everything(s.seed, workers=True, verbose=False)
     datamodule = make_datamodule(s.data)
     datamodule.setup("fit")  # the number of classes sizes the head
