@@ -29,6 +29,17 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries that over
+    fork and exec, so a child of a large parent (benchmarks/run.py after the 224 px steps)
+    reported the parent's peak — both sides then read the same number."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: KiB on most systems
+
+
 def worker(which: str, resolution: int, batch: int, steps: int) -> dict:
     """Runs in the subprocess: build the model, train `steps` steps, report memory."""
     import timm  # noqa: F401  (imported on both sides: the same libraries resident)
@@ -54,7 +65,7 @@ def worker(which: str, resolution: int, batch: int, steps: int) -> dict:
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
         opt.step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = _peak_rss_mb()
     return {"which": which, "peak_rss_mb": peak, "rss_before_training_mb": before, "training_peak_mb": peak - before}
 
 

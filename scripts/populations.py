@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser, *, spaces: str, out: str) -> None:
                    help="CIFAR-10: an ImageFolder tree {train,test}/<class>/ or torchvision's format")
     p.add_argument("--out", type=Path, default=Path(_env("OUT", str(REPO / out))))
     p.add_argument("--seed", type=int, default=int(_env("SEED", "0")), help="sweep seed")
-    # joblib by default: JOBS one-thread jobs trained 2.7x more models per hour than one
+    # joblib by default: JOBS one-thread jobs trained 1.25x more models per hour than one
     # two-thread process on 2 cores (benchmarks/population.py)
     p.add_argument("--launcher", choices=("basic", "joblib"), default=_env("LAUNCHER", "joblib"),
                    help="joblib: JOBS models at once, one thread each (default); basic: one after another")

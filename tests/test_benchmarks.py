@@ -91,3 +91,15 @@ def test_run_writes_results_json_and_prints_lines_and_a_table(tmp_path, capsys):
 def test_table_marks_missed_targets():
     text = table([Result("train_step_vs_timm_32px", 90.0, 100.0, "img/s", True, 1.05)])
     assert "MISSED" in text and "0.900" in text
+
+
+def test_memory_reads_the_worker_s_own_peak_not_its_parent_s():
+    import subprocess
+
+    ballast = b"\x01" * (400 * 2**20)  # this (parent) process now holds 400 MB more
+    code = ("import resource, sys; sys.path.insert(0, sys.argv[1]); from benchmarks.memory import _peak_rss_mb; "
+            "print(_peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    own, inherited = map(float, subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True,
+                                               text=True, check=True).stdout.split())
+    assert own < 100 < 400 < inherited  # a bare interpreter; ru_maxrss carries the parent's peak over fork
+    del ballast
