@@ -36,6 +36,7 @@ USER_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 def our_cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity: a SLURM or taskset share, not the node)."""
     return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
 
 

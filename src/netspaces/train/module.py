@@ -62,10 +62,11 @@ class Classifier(LightningModule):
         self._nonfinite: torch.Tensor | None = None
         self._epoch_lr = optim.lr
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return self.net(self._input(x))
 
     def configure_optimizers(self):
         opt, sched = build_optimizer(self.net, self.optim)
@@ -127,18 +128,15 @@ class Classifier(LightningModule):
         return self._folded.module
 
     def on_validation_epoch_start(self) -> None:
-        self._folded_fresh = False
+        self._folded_fresh = False  # every epoch: also after a validation that raised
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        logits = self._validation_net()(x)
+        logits = self._validation_net()(self._input(x))
         self.top1.update(logits, y)
         self.top5.update(logits, y)
 
     def on_validation_epoch_end(self) -> None:
-        self._folded_fresh = False
         # compute() sums the counts of every rank (each image counted once)
         top1 = 100.0 * (1.0 - float(self.top1.compute()))
         top5 = 100.0 * (1.0 - float(self.top5.compute()))

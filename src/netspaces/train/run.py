@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from netspaces.errors import UserError
+from netspaces.openmp import our_cpus
 from netspaces.train import records
 from netspaces.train.settings import RunSettings, check_data_root, run_settings
 
@@ -45,10 +46,6 @@ def _quiet_lightning() -> None:
                     ".*sync_dist=True.*",  # epoch metrics are logged already reduced over ranks
                     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*"):  # Lightning 2.6 internals, torch 2.14
         warnings.filterwarnings("ignore", message=pattern)
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _on_gpu(accelerator: str) -> bool:
@@ -251,7 +248,7 @@ def _threads(s: RunSettings) -> int:
     """trainer.threads, else OMP_NUM_THREADS (joblib's workers get cpus / n_jobs there), else
     this node's CPUs shared among its ranks."""
     env = os.environ.get("OMP_NUM_THREADS", "")
-    return s.trainer.threads or (int(env) if env.isdigit() and int(env) > 0 else max(1, _cpus() // s.trainer.devices))
+    return s.trainer.threads or (int(env) if env.isdigit() and int(env) > 0 else max(1, len(our_cpus()) // s.trainer.devices))
 
 
 def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from netspaces.errors import UserError
+from netspaces.openmp import our_cpus
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
@@ -228,10 +229,6 @@ def _limit(cfg: DictConfig, key: str, *, zero_ok: bool = False) -> int | float |
     return value
 
 
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _devices(cfg: DictConfig, accelerator: str) -> int:
     value = OmegaConf.select(cfg, "trainer.devices")
     if value in ("auto", -1):
@@ -292,7 +289,7 @@ def data_settings(cfg: DictConfig, t: TrainerSettings) -> DataSettings:
     root = OmegaConf.select(cfg, "data.root", default=None, throw_on_missing=False)
     procs = max(1, t.devices)
     workers = d.get("workers", 0)
-    workers = min(8, max(1, _cpus() // procs)) if workers == "auto" else _int(cfg, "data.workers", lo=0)
+    workers = min(8, max(1, len(our_cpus()) // procs)) if workers == "auto" else _int(cfg, "data.workers", lo=0)
     pin = d.get("pin_memory", "auto")
     pin = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and _cuda()) if pin == "auto" else bool(pin)
     default_stats = (CIFAR_MEAN, CIFAR_STD) if name == "cifar10" else (IMAGENET_MEAN, IMAGENET_STD)
