@@ -98,6 +98,14 @@ def machine() -> dict:
             "load_avg_1m": os.getloadavg()[0]}
 
 
+def worker_env(**extra: str) -> dict[str, str]:
+    """os.environ for a benchmark's subprocess: this checkout's package and benchmarks first."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), str(REPO), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
 def compose_train(overrides: list[str]):
     """The `train` config as train.py composes it (Hydra's compose API), for in-process runs."""
     from hydra import compose, initialize_config_dir

@@ -24,7 +24,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import REPO, SRC, Result, median
+from benchmarks.common import REPO, Result, median, worker_env
 
 # per mode: (timed steps per worker, batch, rounds per side)
 PLAN = {"full": (30, 64, 3), "quick": (10, 64, 1), "toy": (2, 4, 1)}
@@ -56,8 +56,9 @@ def worker(steps: int, batch: int) -> dict:
 def _spawn(n: int, ours: bool, steps: int, batch: int) -> list[dict]:
     """n workers started together; their reports."""
     with tempfile.TemporaryDirectory() as runtime:
-        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-        env.update(PYTHONPATH=os.pathsep.join([str(SRC), str(REPO)]), XDG_RUNTIME_DIR=runtime)
+        env = worker_env(XDG_RUNTIME_DIR=runtime)
+        for user_setting in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):  # the policy is what is measured
+            env.pop(user_setting, None)
         if not ours:
             env["OMP_WAIT_POLICY"] = "PASSIVE"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(steps), str(batch)]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import REPO, SRC, Result, median
+from benchmarks.common import REPO, Result, median, worker_env
 
 # (resolution, batch, training steps per process, processes per side)
 SIZES = {"full": (224, 32, 3, 3), "quick": (224, 32, 2, 1), "toy": (64, 2, 1, 1)}
@@ -70,7 +70,7 @@ def worker(which: str, resolution: int, batch: int, steps: int) -> dict:
 
 
 def _spawn(which: str, resolution: int, batch: int, steps: int, mode: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env = worker_env()
     if mode == "toy":  # tests share the machine: sleeping OpenMP workers survive oversubscription
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", which, "--resolution",

@@ -8,7 +8,6 @@ R = joblib / sequential models per hour: the speed-up of local parallel sweeps.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import REPO, SRC, Result, main, median
+from benchmarks.common import REPO, Result, main, median, worker_env
 
 SWEEP = ["-m", "schedule=quick", "data=digits", "space=regnetx", "regime=400mf", "trainer.progress_bar=false"]
 # per mode: models per sweep, sweeps per side, extra overrides
@@ -28,11 +27,9 @@ JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1
 
 
 def _env(tmp: Path, mode: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = worker_env(WANDB_MODE="offline", WANDB_DIR=str(tmp), WANDB_SILENT="true")
     if mode == "toy":  # tests share the machine: sleeping OpenMP workers survive oversubscription
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    env.update({"PYTHONPATH": os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-                "WANDB_MODE": "offline", "WANDB_DIR": str(tmp), "WANDB_SILENT": "true"})
     env.pop("WANDB_API_KEY", None)
     return env
 

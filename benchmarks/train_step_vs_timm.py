@@ -17,8 +17,6 @@ what the process set-up adds beyond the model.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import REPO, SRC, FlushDenormal, Result, median, set_threads
+from benchmarks.common import REPO, FlushDenormal, Result, median, set_threads, worker_env
 
 # (resolution, batch, timed steps per side); warm-up steps per side
 SIZES = {"full": [(32, 64, 40), (224, 32, 16)], "quick": [(32, 64, 10), (224, 32, 2)],
@@ -155,7 +153,7 @@ def allocator_worker(keep: bool, resolution: int, batch: int, steps: int) -> flo
 
 def allocator(mode: str) -> Result:
     resolution, batch, steps, procs = ALLOCATOR[mode]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(REPO)]))
+    env = worker_env()
     times: dict[bool, list[float]] = {True: [], False: []}
     for i in range(procs):
         for keep in ((True, False) if i % 2 == 0 else (False, True)):
