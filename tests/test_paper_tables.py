@@ -1,5 +1,5 @@
 """scripts/paper_tables.py at toy settings: our numbers against the published ones
-(../shared/reference/pycls_zoo.csv), our runs' errors from a results directory, bad input."""
+(reference/pycls_zoo.csv, from ../shared), our runs' errors from a results directory, bad input."""
 
 from __future__ import annotations
 
