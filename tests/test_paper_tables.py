@@ -145,8 +145,10 @@ def test_bad_input_is_one_line(args, message, tmp_path, capsys):
 def test_population_scripts_refuse_bad_input_in_one_line(script, args, message, tmp_path):
     import subprocess
 
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args, "--out", str(tmp_path / "out")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    (tmp_path / "cifar10" / "train").mkdir(parents=True)  # a data root that passes, whatever is beside the clone
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args, "--out", str(tmp_path / "out"),
+                        "--data-root", str(tmp_path / "cifar10")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 2 and r.stderr.startswith(message) and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "out").exists()  # nothing half-written
 
