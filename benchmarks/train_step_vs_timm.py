@@ -9,6 +9,10 @@ memory stays in the heap: netspaces.malloc; it speeds both sides alike); each si
 step time is reported, with the split into forward, backward and optimizer (where time
 goes). `--profile` prints the top ops.
 
+train_step_fused_bn_{32,224}px: the same step of our model with its BN→ReLU and BN→add→ReLU
+run by the fused CPU kernel (netspaces.models.fused; what our trainer uses) against PyTorch's
+separate BN, add and ReLU, stepped in the same alternation.
+
 train_step_allocator_224px: the same step of our model in fresh processes with our
 trainer's allocator settings against glibc's defaults (alternating processes, medians):
 what the process set-up adds beyond the model.
@@ -101,29 +105,42 @@ class Stepper:
                 for i, k in enumerate(("forward_ms", "backward_ms", "optimizer_ms"))}
 
 
-def measure(resolution: int, batch: int, steps: int, warmup: int) -> Result:
+def measure(resolution: int, batch: int, steps: int, warmup: int) -> list[Result]:
+    import copy
+
     import torch
 
+    from netspaces.models.anynet import set_fuse_bn_relu
+    from netspaces.models.fused import load
+
     threads = set_threads(2)
+    fused = load()
     ours_model, ref_model, params = models()
+    unfused_model = copy.deepcopy(ours_model)  # ours with PyTorch's BN/add/ReLU: what the fused kernel adds
+    set_fuse_bn_relu(unfused_model, False)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, resolution, resolution, generator=g).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 1000, (batch,), generator=g)
     ours = Stepper(ours_model, our_optimizer(ours_model), x, y)
     ref = Stepper(ref_model, reference_optimizer(ref_model), x, y)
+    unfused = Stepper(unfused_model, our_optimizer(unfused_model), x, y)
     for _ in range(warmup):
-        ours(), ref()
-    ours.phases.clear(), ref.phases.clear()
-    for i in range(steps):  # alternate step by step, ABBA
-        for s in ((ours, ref) if i % 2 == 0 else (ref, ours)):
+        ours(), ref(), unfused()
+    ours.phases.clear(), ref.phases.clear(), unfused.phases.clear()
+    for i in range(steps):  # alternate step by step, ABC CBA
+        for s in ((ours, ref, unfused) if i % 2 == 0 else (unfused, ref, ours)):
             s()
-    t_ours, t_ref = (median([sum(p) for p in s.phases]) for s in (ours, ref))
-    return Result(f"train_step_vs_timm_{resolution}px", batch / t_ours, batch / t_ref, "img/s", True, TARGET,
+    t_ours, t_ref, t_unfused = (median([sum(p) for p in s.phases]) for s in (ours, ref, unfused))
+    fused_line = Result(f"train_step_fused_bn_{resolution}px", batch / t_ours, batch / t_unfused, "img/s", True, None,
+                        {"batch": batch, "resolution": resolution, "steps": steps, "kernel_loaded": fused,
+                         "ours_split": ours.split_ms(), "unfused_split": unfused.split_ms()})
+    return [Result(f"train_step_vs_timm_{resolution}px", batch / t_ours, batch / t_ref, "img/s", True, TARGET,
                   {"batch": batch, "resolution": resolution, "steps": steps, "warmup": warmup, "threads": threads,
                    "params": params, "channels_last": True, "flush_denormal": True, "ours_split": ours.split_ms(),
                    "ref_split": ref.split_ms(), "ours_optimizer": type(ours.opt).__name__,
                    "ours_optimizer_defaults": {k: v for k, v in ours.opt.defaults.items()
-                                               if k in ("foreach", "fused", "lr", "weight_decay")}})
+                                               if k in ("foreach", "fused", "lr", "weight_decay")},
+                   "fused_bn_relu_kernel": fused}), fused_line]
 
 
 # allocator comparison per mode: (resolution, batch, timed steps per process, processes per side)
@@ -172,7 +189,7 @@ def run(mode: str = "full") -> list[Result]:
 
     keep_freed_memory()  # as our trainer does for a CPU run; both models step in this process
     with FlushDenormal():
-        results = [measure(r, b, n, WARMUP[mode]) for r, b, n in SIZES[mode]]
+        results = [line for r, b, n in SIZES[mode] for line in measure(r, b, n, WARMUP[mode])]
     return results + [allocator(mode)]
 
 
