@@ -13,6 +13,10 @@ train_step_fused_bn_{32,224}px: the same step of our model with its BN→ReLU an
 run by the fused CPU kernel (netspaces.models.fused; what our trainer uses) against PyTorch's
 separate BN, add and ReLU, stepped in the same alternation.
 
+train_step_deterministic_224px: our model's step in deterministic mode as our trainer runs it
+(torch.use_deterministic_algorithms without the NaN fill of every new tensor) against
+PyTorch's deterministic default (with the fill), alternating step by step.
+
 train_step_allocator_224px: the same step of our model in fresh processes with our
 trainer's allocator settings against glibc's defaults (alternating processes, medians):
 what the process set-up adds beyond the model.
@@ -184,12 +188,41 @@ def allocator(mode: str) -> Result:
                                         "glibc_default_step_s": times[False]})
 
 
+# deterministic-fill comparison per mode: (resolution, batch, timed steps per side)
+DETERMINISTIC = {"full": (224, 32, 8), "quick": (224, 32, 2), "toy": (64, 2, 1)}
+
+
+def deterministic(mode: str) -> Result:
+    import torch
+    import torch.utils.deterministic as det
+
+    resolution, batch, steps = DETERMINISTIC[mode]
+    set_threads(2)
+    ours, _, _ = models()
+    x = torch.randn(batch, 3, resolution, resolution).contiguous(memory_format=torch.channels_last)
+    sides = {fill: Stepper(ours, our_optimizer(ours), x, torch.randint(0, 1000, (batch,))) for fill in (False, True)}
+    was = torch.are_deterministic_algorithms_enabled(), det.fill_uninitialized_memory
+    try:
+        torch.use_deterministic_algorithms(True)
+        for i in range(steps + 1):  # the first round warms up
+            for fill in ((False, True) if i % 2 == 0 else (True, False)):
+                det.fill_uninitialized_memory = fill
+                sides[fill]()
+    finally:
+        torch.use_deterministic_algorithms(was[0])
+        det.fill_uninitialized_memory = was[1]
+    t = {fill: median([sum(p) for p in s.phases[1:]]) for fill, s in sides.items()}
+    return Result(f"train_step_deterministic_{resolution}px", batch / t[False], batch / t[True], "img/s", True, None,
+                  {"batch": batch, "resolution": resolution, "steps": steps})
+
+
 def run(mode: str = "full") -> list[Result]:
     from netspaces.malloc import keep_freed_memory
 
     keep_freed_memory()  # as our trainer does for a CPU run; both models step in this process
     with FlushDenormal():
         results = [line for r, b, n in SIZES[mode] for line in measure(r, b, n, WARMUP[mode])]
+        results.append(deterministic(mode))
     return results + [allocator(mode)]
 
 

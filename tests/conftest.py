@@ -68,3 +68,4 @@ def restore_torch_state():
     torch.use_deterministic_algorithms(False)
     torch.set_num_threads(threads)
     torch.set_flush_denormal(False)
+    torch.utils.deterministic.fill_uninitialized_memory = True

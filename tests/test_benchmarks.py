@@ -23,7 +23,7 @@ CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
 # what each benchmark must report (data_pipeline's CIFAR-10 loaders need the shared data)
 EXPECTED = {
     "train_step_vs_timm": {"train_step_vs_timm_32px", "train_step_vs_timm_64px", "train_step_fused_bn_32px",
-                           "train_step_fused_bn_64px", "train_step_allocator_64px"},
+                           "train_step_fused_bn_64px", "train_step_deterministic_64px", "train_step_allocator_64px"},
     "sampler": {"sampler_anynetx_a", "sampler_regnetx"},
     "memory": {"memory"},
     "data_pipeline": {"data_pipeline_digits"} | ({"data_pipeline_cifar10", "data_pipeline_imagefolder"}

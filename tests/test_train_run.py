@@ -70,6 +70,29 @@ def test_validation_runs_the_folded_network_and_scores_like_the_plain_one(tmp_pa
     assert [h["train_loss"] for h in folded["history"]] == [h["train_loss"] for h in plain["history"]]
 
 
+def test_training_process_setup(tmp_path, monkeypatch):
+    # what train() sets up for the steps: BN+ReLU fused on the CPU, deterministic algorithms
+    # without the NaN fill of every new tensor, and the collector blind to the set-up's objects
+    import gc
+
+    import torch
+
+    from netspaces.models import fused
+
+    seen, calls = [], []
+    start, apply = Classifier.on_train_epoch_start, fused._BNReLU.apply
+    monkeypatch.setattr(Classifier, "on_train_epoch_start", lambda self: seen.append(
+        (gc.get_freeze_count(), torch.are_deterministic_algorithms_enabled(),
+         torch.utils.deterministic.fill_uninitialized_memory)) or start(self))
+    monkeypatch.setattr(fused._BNReLU, "apply", lambda *a: calls.append(1) or apply(*a))
+    record = train(tiny(tmp_path / "run"))
+    assert record["status"] == "ok" and len(seen) == 2
+    assert all(frozen > 10_000 and deterministic and not fill for frozen, deterministic, fill in seen)
+    assert gc.get_freeze_count() == 0  # handed back to the collector after the fit
+    if fused.load(quiet=True):
+        assert calls  # the network's BN→ReLU pairs ran fused
+
+
 def test_a_finished_run_is_skipped(tmp_path):
     first = train(tiny(tmp_path / "run"))
     before = (tmp_path / "run" / "result.json").stat().st_mtime_ns

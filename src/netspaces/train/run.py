@@ -9,6 +9,7 @@ diverged (NaN/inf loss) or failed (an exception, which is then re-raised).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import platform
@@ -16,6 +17,7 @@ import shutil
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -226,6 +228,10 @@ def _prepare(s: RunSettings, cfg: DictConfig):
     # slower (the last digits epochs took ~1.7x as long); flushing them to zero changes no result
     # seen here (same errors, still deterministic). GPUs flush by default.
     torch.set_flush_denormal(True)
+    # Deterministic mode also fills every new tensor with NaN, a debugging aid against reading
+    # uninitialized memory: one more pass per allocation, 1.2x the step time at 224 px here
+    # (benchmarks/train_step_vs_timm.py). Results stay deterministic without it.
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if not _on_gpu(t.accelerator):  # the activations live in host memory: reuse it (netspaces.malloc)
         from netspaces.malloc import keep_freed_memory
 
@@ -251,6 +257,18 @@ def _threads(s: RunSettings) -> int:
     return s.trainer.threads or (int(env) if env.isdigit() and int(env) > 0 else max(1, len(our_cpus()) // s.trainer.devices))
 
 
+@contextmanager
+def settled_gc():
+    """Training without the collector rescanning what was built before it: the ~500,000 objects
+    of torch, Lightning, Hydra and the network are frozen out of its view for the fit (a full
+    collection over them took 0.25 s in the middle of an epoch here) and handed back after."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:
     """fit, resuming from the last checkpoint; this process starts the other DDP ranks if needed."""
     from netspaces.train import ddp
@@ -261,10 +279,12 @@ def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:
         log.info("resuming from %s", ckpt)
     trainer = build_trainer(s, loggers)
     if s.trainer.distributed and not ddp.externally_launched():
-        with ddp.local_ranks(OmegaConf.to_yaml(cfg, resolve=True), s.run_dir, s.trainer.devices, _threads(s)):
+        with ddp.local_ranks(OmegaConf.to_yaml(cfg, resolve=True), s.run_dir, s.trainer.devices, _threads(s)), \
+                settled_gc():
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     else:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        with settled_gc():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
 
 
 def _announce(s: RunSettings, info: dict, datamodule) -> None:
@@ -303,6 +323,8 @@ def hydra_job(cfg: DictConfig) -> dict | None:
             raise
         log.exception("run %s failed; its record says so and the sweep goes on", cfg.paths.run_dir)
         record = records.read_record(Path(str(cfg.paths.run_dir))) or {"status": "failed"}
+    if in_sweep:  # free this run's network and trainer (reference cycles) before the next run starts
+        gc.collect()
     if in_sweep and "config" in record:  # the full record: rank 0 (SLURM runs every rank's task)
         from netspaces.train.sweep import refresh_population
 
