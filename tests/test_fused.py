@@ -165,3 +165,25 @@ def test_unavailable_kernel_says_why_once_and_the_network_still_trains(tmp_path)
     env["NETSPACES_FUSED_BN"] = "0"  # the documented opt-out: silent
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["ok", "False"] and "fused" not in out.stderr
+
+
+@needs_kernel
+def test_builds_from_source_into_an_empty_cache(tmp_path):
+    # what a fresh machine does once (make install): compile, load, run the op
+    code = (
+        "import torch\n"
+        "from netspaces.models import fused\n"
+        "assert not fused.library_path().exists()\n"
+        "bn = torch.nn.BatchNorm2d(4)\n"
+        "x = torch.randn(2, 4, 3, 3).contiguous(memory_format=torch.channels_last)\n"
+        "y = fused.bn_relu(bn, x)\n"
+        "assert fused._loaded['ok'] and fused.library_path().exists()\n"
+        "assert torch.allclose(y, torch.relu(torch.nn.functional.batch_norm(x, None, None, training=True)), atol=1e-5)\n"
+        "print('ok')\n"
+    )
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "NETSPACES_CACHE": str(tmp_path), "PYTHONPATH": str(fused.SOURCE.parents[3])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert "building the fused BN+ReLU CPU kernel (once)" in out.stderr
+    assert [p.name for p in (tmp_path / "ext").glob("*.so")] == [fused.library_path().name]
+    assert not list((tmp_path / "ext").glob("*.tmp")) and not list((tmp_path / "ext").glob("*.o"))
