@@ -27,6 +27,14 @@ void check(const at::Tensor& t, const char* name, int64_t C) {
               name, " must be a channels_last N x C x H x W tensor with C = ", C);
 }
 
+// row_op(r) for every row, the rows split over torch's threads
+template <typename RowOp>
+void for_each_row(int64_t M, RowOp row_op) {
+  at::parallel_for(0, M, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) row_op(r);
+  });
+}
+
 // Per-channel (sum a, sum b) over all rows, where row_terms(r, a, b) adds row r's terms
 // into the float accumulators a[C], b[C].
 template <typename RowTerms>
@@ -98,18 +106,16 @@ std::vector<at::Tensor> bn_relu_forward(const at::Tensor& x, const at::Tensor& w
   at::Tensor y = at::empty_like(x, at::MemoryFormat::ChannelsLast);
   float* yp = y.data_ptr<float>();
   const float* rp = residual.has_value() ? residual->data_ptr<float>() : nullptr;
-  at::parallel_for(0, M, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float* xr = xp + r * C;
-      float* yr = yp + r * C;
-      if (rp) {
-        const float* res = rp + r * C;
+  for_each_row(M, [&](int64_t r) {
+    const float* xr = xp + r * C;
+    float* yr = yp + r * C;
+    if (rp) {
+      const float* res = rp + r * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) yr[c] = std::max(std::fma(xr[c], sp[c], hp[c]) + res[c], 0.f);
-      } else {
+      for (int64_t c = 0; c < C; ++c) yr[c] = std::max(std::fma(xr[c], sp[c], hp[c]) + res[c], 0.f);
+    } else {
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) yr[c] = std::max(std::fma(xr[c], sp[c], hp[c]), 0.f);
-      }
+      for (int64_t c = 0; c < C; ++c) yr[c] = std::max(std::fma(xr[c], sp[c], hp[c]), 0.f);
     }
   });
   return {y, mean, invstd, scale, shift};
@@ -175,21 +181,19 @@ std::vector<at::Tensor> bn_relu_backward(const at::Tensor& grad, const at::Tenso
   at::Tensor dx = at::empty_like(x, at::MemoryFormat::ChannelsLast);
   float* dp = dx.data_ptr<float>();
   const float *a1 = k1.data(), *a2 = k2.data(), *a3 = k3.data();
-  at::parallel_for(0, M, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float* xr = xp + r * C;
-      float* dr = dp + r * C;
-      if (gm_out) {
-        const float* gm = gm_out + r * C;
+  for_each_row(M, [&](int64_t r) {
+    const float* xr = xp + r * C;
+    float* dr = dp + r * C;
+    if (gm_out) {
+      const float* gm = gm_out + r * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) dr[c] = gm[c] * a1[c] + std::fma(xr[c], a2[c], a3[c]);
-      } else {
-        const float* gr = gp + r * C;
+      for (int64_t c = 0; c < C; ++c) dr[c] = gm[c] * a1[c] + std::fma(xr[c], a2[c], a3[c]);
+    } else {
+      const float* gr = gp + r * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) {
-          const float gm = std::fma(xr[c], sp[c], hp[c]) > 0.f ? gr[c] : 0.f;
-          dr[c] = gm * a1[c] + std::fma(xr[c], a2[c], a3[c]);
-        }
+      for (int64_t c = 0; c < C; ++c) {
+        const float gm = std::fma(xr[c], sp[c], hp[c]) > 0.f ? gr[c] : 0.f;
+        dr[c] = gm * a1[c] + std::fma(xr[c], a2[c], a3[c]);
       }
     }
   });
