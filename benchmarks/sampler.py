@@ -10,7 +10,6 @@ before building). Both numbers are in results.json; the line's `ref` is the extr
 
 from __future__ import annotations
 
-import math
 import time
 
 if __package__ in (None, ""):
