@@ -58,13 +58,12 @@ class Block(nn.Module):
         self.f = _sequential(plan.main)
         self.residual = plan.residual
         self.proj = _sequential(plan.shortcut) if plan.residual and plan.project else None
-        self.act = nn.ReLU(inplace=True) if plan.residual else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.residual:
             return self.f(x)
         shortcut = x if self.proj is None else self.proj(x)
-        return self.f.forward_add_relu(x, shortcut)  # relu(f(x) + shortcut), self.act's ReLU
+        return self.f.forward_add_relu(x, shortcut)  # relu(f(x) + shortcut)
 
 
 def _layer(op) -> nn.Module:

@@ -8,9 +8,10 @@ with running statistics and momentum, float32 channels_last CPU input — and ev
 (eval, GPU, other dtypes or layouts, SyncBatchNorm, torch.compile) runs the modules as
 written.
 
-The kernel is compiled on first use (about 20 s; `make install` does it ahead) into the
-user cache, keyed by the source, torch and the compiler flags. Without a compiler, on a
-non-x86 CPU or with NETSPACES_FUSED_BN=0 the modules run unfused, after a one-line notice.
+The kernel is compiled on first use (about 15 s; `make install` does it ahead) into the
+user cache, keyed by the source, torch and the compiler flags. Without a compiler or on a
+non-x86 CPU the modules run unfused after a one-line notice; NETSPACES_FUSED_BN=0 switches
+the kernel off silently.
 """
 
 from __future__ import annotations
