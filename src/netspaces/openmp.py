@@ -35,6 +35,11 @@ BUSY_THRESHOLD = 0.5  # CPUs' worth of other processes' work that makes spinning
 USER_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
+def perf_off(name: str) -> bool:
+    """Measurement switch (benchmarks/mechanisms.py): NETSPACES_PERF_OFF=a,b leaves mechanisms out."""
+    return name in os.environ.get("NETSPACES_PERF_OFF", "").split(",")
+
+
 def our_cpus() -> set[int]:
     """The CPUs this process may run on (its affinity: a SLURM or taskset share, not the node)."""
     return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
@@ -131,7 +136,7 @@ def choose_wait_policy(environ: MutableMapping[str, str] = os.environ,
     """Set OMP_WAIT_POLICY=PASSIVE in `environ` when other processes keep at least half a CPU
     busy or another netspaces run is spinning on this machine; keep OpenMP's spinning default
     otherwise. Returns a one-line reason when it set the policy, else None."""
-    if any(k in environ for k in USER_SETTINGS):
+    if any(k in environ for k in USER_SETTINGS) or perf_off("wait_policy"):
         return None
     busy = measure()
     if busy is not None and busy >= BUSY_THRESHOLD:

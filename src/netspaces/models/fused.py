@@ -49,7 +49,7 @@ def library_path() -> Path:
 
 def unavailable_reason() -> str | None:
     """Why the kernel cannot be used on this machine, or None."""
-    if os.environ.get("NETSPACES_FUSED_BN", "1") == "0":
+    if os.environ.get("NETSPACES_FUSED_BN", "1") == "0" or "fused_bn" in os.environ.get("NETSPACES_PERF_OFF", "").split(","):
         return "NETSPACES_FUSED_BN=0"
     if platform.machine() not in ("x86_64", "AMD64"):
         return f"it is written for x86-64 CPUs, this is {platform.machine()}"

@@ -10,11 +10,12 @@ with every conv+BN pair folded into one conv (same function, faster forward; `fo
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
+from lightning.pytorch import Callback, LightningModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -34,6 +35,20 @@ class Diverged(RuntimeError):
     def __init__(self, epoch: int, step: int) -> None:
         super().__init__(f"loss became NaN/inf in epoch {epoch} (by step {step})")
         self.epoch, self.step = epoch, step
+
+
+class EvalCadence(Callback):
+    """Validate every `every` epochs and always after the last one (Lightning's
+    check_val_every_n_epoch alone would skip the last epoch when it is not a multiple)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, every)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        due = epoch % self.every == 0 or epoch >= trainer.max_epochs
+        # Lightning validates when epoch % check_val_every_n_epoch == 0, read at each epoch
+        trainer.check_val_every_n_epoch = 1 if due else epoch + 1
 
 
 class Classifier(LightningModule):
@@ -61,6 +76,7 @@ class Classifier(LightningModule):
         self._loss_count = 0
         self._nonfinite: torch.Tensor | None = None
         self._epoch_lr = optim.lr
+        self._val_errors: tuple[float, float] | None = None  # this epoch's, until on_train_epoch_end
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -115,7 +131,7 @@ class Classifier(LightningModule):
     def _validation_net(self) -> nn.Module:
         # refreshed at the first batch, after every hook of the epoch ran: weight-averaging
         # callbacks (EMA) swap their weights in at on_validation_epoch_start
-        if not self.fold_bn_eval:
+        if not self.fold_bn_eval or "fold_bn_eval" in os.environ.get("NETSPACES_PERF_OFF", "").split(","):
             return self.net
         if self._folded is None or self._folded.stale():
             self._folded = FoldedCopy(self.net)  # folded from the current weights
@@ -144,15 +160,22 @@ class Classifier(LightningModule):
         self.top5.reset()
         if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
             return
-        entry = {"epoch": self.current_epoch + 1, "top1_err": round(top1, 4), "top5_err": round(top5, 4),
+        self._val_errors = (round(top1, 4), round(top5, 4))
+        self.log_dict({"val/top1_err": top1, "val/top5_err": top5}, sync_dist=False)  # already global
+
+    def on_train_epoch_end(self) -> None:
+        # validation (when this epoch has one) ran inside the epoch, before this hook; the
+        # checkpoint callback runs after it, so a checkpoint holds this epoch's entry
+        top1, top5 = self._val_errors or (None, None)
+        self._val_errors = None
+        entry = {"epoch": self.current_epoch + 1, "top1_err": top1, "top5_err": top5,
                  "train_loss": _round(self._mean_train_loss()), "lr": _round(self._epoch_lr),
                  "epoch_time_s": round(time.perf_counter() - self._epoch_started, 3)}
         self.history.append(entry)
-        self.log_dict({"val/top1_err": top1, "val/top5_err": top5}, sync_dist=False)  # already global
-        loss = entry["train_loss"]
-        log.info("epoch %d/%d  top1_err %.2f%%  top5_err %.2f%%  loss %s  lr %.4g  (%.1f s)", entry["epoch"],
-                 self.trainer.max_epochs, top1, top5, "n/a" if loss is None else f"{loss:.4f}", entry["lr"],
-                 entry["epoch_time_s"])
+        loss = "n/a" if entry["train_loss"] is None else f"{entry['train_loss']:.4f}"
+        errors = "not evaluated" if top1 is None else f"top1_err {top1:.2f}%  top5_err {top5:.2f}%"
+        log.info("epoch %d/%d  %s  loss %s  lr %.4g  (%.1f s)", entry["epoch"], self.trainer.max_epochs, errors,
+                 loss, entry["lr"], entry["epoch_time_s"])
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -26,7 +26,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from netspaces.errors import UserError
-from netspaces.openmp import our_cpus
+from netspaces.openmp import our_cpus, perf_off
 from netspaces.train import records
 from netspaces.train.settings import RunSettings, check_data_root, run_settings
 
@@ -90,11 +90,15 @@ def build_trainer(s: RunSettings, loggers: list):
     callbacks: list = [ModelCheckpoint(dirpath=s.run_dir / CHECKPOINT_DIR, filename=LAST_CHECKPOINT[:-5],
                                        monitor=None, save_top_k=1, save_last=False, every_n_epochs=1,
                                        save_on_train_epoch_end=True, enable_version_counter=False)]
+    if t.eval_every > 1:
+        from netspaces.train.module import EvalCadence
+
+        callbacks.append(EvalCadence(t.eval_every))
     if t.ema_decay > 0:
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
         callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
-    if t.accelerator == "cpu":
+    if t.accelerator == "cpu" and not perf_off("share_cpus"):
         from netspaces.train.share_cpus import ShareCpus
 
         callbacks.append(ShareCpus(deterministic=t.deterministic))
@@ -227,12 +231,12 @@ def _prepare(s: RunSettings, cfg: DictConfig):
     # Late in training on small data the gradients go denormal, and x86 CPUs then run many times
     # slower (the last digits epochs took ~1.7x as long); flushing them to zero changes no result
     # seen here (same errors, still deterministic). GPUs flush by default.
-    torch.set_flush_denormal(True)
+    torch.set_flush_denormal(not perf_off("flush_denormal"))
     # Deterministic mode also fills every new tensor with NaN, a debugging aid against reading
     # uninitialized memory: one more pass per allocation, 1.2x the step time at 224 px here
     # (benchmarks/train_step_vs_timm.py). Results stay deterministic without it.
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    if not _on_gpu(t.accelerator):  # the activations live in host memory: reuse it (netspaces.malloc)
+    torch.utils.deterministic.fill_uninitialized_memory = perf_off("skip_nan_fill")
+    if not _on_gpu(t.accelerator) and not perf_off("malloc"):  # the activations live in host memory: reuse it (netspaces.malloc)
         from netspaces.malloc import keep_freed_memory
 
         keep_freed_memory()
@@ -262,6 +266,9 @@ def settled_gc():
     """Training without the collector rescanning what was built before it: the ~500,000 objects
     of torch, Lightning, Hydra and the network are frozen out of its view for the fit (a full
     collection over them took 0.25 s in the middle of an epoch here) and handed back after."""
+    if perf_off("gc_freeze"):
+        yield
+        return
     gc.freeze()
     try:
         yield
