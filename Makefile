@@ -12,7 +12,7 @@ ARGS ?=
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-install:  ## create/link .venv from the shared cache (pinned requirements), install netspaces, build the fused CPU kernel
+install:  ## create/link .venv from the shared cache (pinned requirements) and install netspaces
 	@scripts/install.sh
 
 $(PY): requirements.txt requirements.lock
@@ -34,7 +34,7 @@ clean:  ## remove outputs/ and caches (keeps the shared environment)
 # Tables: TIME_BATCH/TIME_REPEATS size the CPU timings; RESULTS=dir adds our runs' errors.
 # Figures / reproduce-small: DATA_ROOT (CIFAR-10 ImageFolder or torchvision copy), N, EPOCHS,
 # REGIME, PER_CLASS, LAUNCHER=joblib JOBS=2 are read from the environment by the scripts.
-.PHONY: table1 table2 table3 table4 figures reproduce-small bench bench-quick
+.PHONY: table1 table2 table3 table4 figures reproduce-small bench bench-quick bench-mechanisms
 RESULTS ?=
 TIME_BATCH ?= 4
 TIME_REPEATS ?= 2
@@ -63,3 +63,6 @@ bench: install  ## all benchmarks vs references -> outputs/bench/results.json an
 
 bench-quick: install  ## every benchmark with fewer repeats (a few minutes)
 	$(RUN) benchmarks/run.py --quick $(ARGS)
+
+bench-mechanisms: install  ## each perf.* speed switch left out in turn, end to end on real workloads (~1.5 h)
+	$(RUN) benchmarks/mechanisms.py $(ARGS)

@@ -15,17 +15,10 @@ from pathlib import Path
 _SRC = str(Path(__file__).resolve().parent / "src")
 sys.path.insert(0, _SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
-# How idle OpenMP threads wait is fixed once torch loads: spin (2x faster) on CPUs we have to
-# ourselves, sleep when other processes already use them (spinning there cost up to 45x).
-from netspaces.openmp import choose_wait_policy  # noqa: E402  (torch-free)
-
-_why = choose_wait_policy()
-if _why:
-    print(f"netspaces: {_why}", file=sys.stderr, flush=True)
 
 import hydra  # noqa: E402
 
-from netspaces.train.hydra_conf import register  # noqa: E402
+from netspaces.train.hydra_conf import register  # noqa: E402  (torch-free)
 
 register()
 

@@ -36,15 +36,15 @@ def _settings(run_dir: Path, limit: int | None):
 
 def ours_epoch(run_dir: Path, limit: int | None) -> float:
     """Seconds of trainer.fit for one epoch (network, data and module built beforehand)."""
-    from netspaces.train.run import _prepare, _quiet_lightning, build_trainer, settled_gc
+    from netspaces.train.run import _prepare
+    from netspaces.train.trainer import build_trainer, quiet_lightning
 
-    _quiet_lightning()
+    quiet_lightning()
     cfg, s = _settings(run_dir, limit)
     datamodule, _, module, loggers = _prepare(s, cfg)
     t0 = time.perf_counter()
     trainer = build_trainer(s, loggers)
-    with settled_gc():  # as train() fits
-        trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule)
     return time.perf_counter() - t0
 
 
@@ -59,10 +59,9 @@ def plain_epoch(run_dir: Path, limit: int | None) -> float:
     from netspaces.train.optim import build_optimizer
 
     cfg, s = _settings(run_dir, limit)
-    torch.set_num_threads(s.trainer.threads or 2)
+    torch.set_num_threads(s.trainer.threads)
     seed_everything(s.seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(s.trainer.deterministic)  # what the Trainer switches on
-    torch.utils.deterministic.fill_uninitialized_memory = False  # and what our run set-up switches off
     dm = make_datamodule(s.data)
     dm.setup("fit")
     net = build_network(replace(s.model, num_classes=dm.num_classes)).module

@@ -1,8 +1,7 @@
 """memory: peak resident memory (RSS) of one training process at 224 px batch 32, our
 RegNetX-400MF against timm's regnetx_004, each in its own fresh subprocess (alternating,
 median of repeats). Both processes import the same libraries (torch, timm, netspaces) and
-run the same steps; only the model differs, and ours runs with the allocator settings our
-trainer gives a CPU training process (netspaces.malloc: freed memory stays in the heap).
+run the same steps; only the model differs.
 R = ref/ours: R >= 1 means no more memory.
 """
 
@@ -48,10 +47,6 @@ def worker(which: str, resolution: int, batch: int, steps: int) -> dict:
 
     from netspaces.models.baselines import create_baseline, get_network
 
-    if which == "ours":  # what our trainer does to a CPU training process (netspaces.malloc)
-        from netspaces.malloc import keep_freed_memory
-
-        keep_freed_memory()
     torch.set_num_threads(2)
     torch.set_flush_denormal(True)  # one fixed batch: keep the steps at normal speed (common.FlushDenormal)
     torch.manual_seed(0)

@@ -23,8 +23,7 @@ if __package__ in (None, ""):
 from benchmarks.common import REPO, Result, machine, wait_for_quiet
 
 # module names in benchmarks/, in run order (independent of training first)
-BENCHMARKS = ("train_step_vs_timm", "eval_forward", "sampler", "memory", "data_pipeline", "fit_loop_overhead",
-              "population", "cpu_wait_policy")
+BENCHMARKS = ("train_step_vs_timm", "sampler", "memory", "data_pipeline", "fit_loop_overhead", "population")
 
 
 def table(results: list[Result]) -> str:
@@ -35,10 +34,6 @@ def table(results: list[Result]) -> str:
             note = f"waits for data {100 * r.details['wait_fraction']:.1f}% of the loop"
         elif "framework_cost" in r.details:
             note = f"framework cost {100 * r.details['framework_cost']:+.1f}%"
-        elif "conv_bn_folded" in r.details:
-            note = f"unfolded {r.details['ours_unfolded_img_s']:.4g} img/s"
-        elif "ours_policies" in r.details:
-            note = "ours: spin alone, one spins + one sleeps as a pair; ref: sleep (PASSIVE)"
         elif r.details.get("naive_extrapolated"):
             note = f"naive extrapolated from {r.details['naive_timed_candidates']} built"
         target = "" if r.target is None else (f">= {r.target:g} " + ("ok" if r.ratio >= r.target else "MISSED"))

@@ -31,9 +31,9 @@ def candidates_built_naively(space: str, n: int, seed: int = 0) -> tuple[int, li
     before the n-th accepted one (what the naive loop builds), and the first few of them."""
     import numpy as np
 
-    from netspaces.regimes import get_regime
-    from netspaces.sampling import BATCH, bulk_complexity, within_paper_limits
-    from netspaces.spaces import get_space
+    from netspaces.space.regimes import get_regime
+    from netspaces.space.sampling import BATCH, bulk_complexity, within_paper_limits
+    from netspaces.space.spaces import get_space
 
     sp, rg = get_space(space), get_regime(REGIME)
     rng = np.random.default_rng(seed)
@@ -58,10 +58,10 @@ def candidates_built_naively(space: str, n: int, seed: int = 0) -> tuple[int, li
 def naive_seconds_per_candidate(space: str, arrays: list, k: int) -> float:
     """Build and count k candidates spread over the stream's first ones; mean seconds (the
     mean, not the median: the total is what is extrapolated, big candidates included)."""
-    from netspaces.models import build_model
+    from netspaces.models.anynet import build_model
     from netspaces.models.baselines import measured_complexity
-    from netspaces.spaces import get_space
-    from netspaces.spec import NetSpec
+    from netspaces.space.spaces import get_space
+    from netspaces.space.spec import NetSpec
 
     block = get_space(space).block
     picks = arrays[:: max(1, len(arrays) // k)][:k]
@@ -75,7 +75,7 @@ def naive_seconds_per_candidate(space: str, arrays: list, k: int) -> float:
 
 
 def measure(space: str, mode: str) -> Result:
-    from netspaces.sampling import sample_models
+    from netspaces.space.sampling import sample_models
 
     n = N[mode]
     ours = []
@@ -96,7 +96,7 @@ def measure(space: str, mode: str) -> Result:
 
 
 def run(mode: str = "full", spaces: list[str] | None = None) -> list[Result]:
-    from netspaces.spaces import space_names
+    from netspaces.space.spaces import space_names
 
     set_threads(2)
     spaces = spaces or (space_names() if mode != "toy" else ["anynetx_a", "regnetx"])

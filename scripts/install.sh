@@ -37,10 +37,6 @@ then
     .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 fi
 
-# The fused BN+ReLU CPU kernel: compiled once (~15 s) into the user cache, keyed by its source
-# and torch, so that the first training run does not pay for it (netspaces.models.fused).
-env -u PYTHONPATH .venv/bin/python -c 'from netspaces.models.fused import load; load()' || true
-
 # Headless chromium for the HTML-report browser test (Debian package), only when absent.
 if ! command -v chromium >/dev/null 2>&1 && [ "${NETSPACES_SKIP_CHROMIUM:-0}" != 1 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -54,7 +54,7 @@ def model_key(name: str) -> str:
     baselines by their timm name (EfficientNet-B0 → efficientnet_b0)."""
     from netspaces.errors import UserError
     from netspaces.models.baselines import baseline_key, is_baseline
-    from netspaces.zoo import canonical_name
+    from netspaces.space.zoo import canonical_name
 
     if is_baseline(name):
         return baseline_key(name)

@@ -50,9 +50,9 @@ COLUMNS = ["group", "model", "res", "flops", "params", "acts", "flops_G", "param
 def complexity_of(name: str):
     """Our tools' numbers: the analytic counter for zoo models (224 px), the flop counter for
     timm baselines (their native resolution)."""
-    from netspaces.complexity import complexity
+    from netspaces.space.complexity import complexity
     from netspaces.models.baselines import baseline_complexity, is_baseline
-    from netspaces.zoo import get_model_spec
+    from netspaces.space.zoo import get_model_spec
 
     if is_baseline(name):
         return baseline_complexity(name)
@@ -62,7 +62,7 @@ def complexity_of(name: str):
 def model_row(group: str, name: str, pub: dict[str, Published], ours: dict[str, OurError],
               timing: dict | None) -> dict:
     from netspaces.models.baselines import native_resolution
-    from netspaces.timing import time_model
+    from netspaces.models.timing import time_model
 
     res = native_resolution(name)
     cx = complexity_of(name)
@@ -82,7 +82,7 @@ def model_row(group: str, name: str, pub: dict[str, Published], ours: dict[str, 
 
 
 def table1_rows() -> list[dict]:
-    from netspaces.tables import table1
+    from netspaces.space.table1 import table1
 
     return [{"space": r["space"], "restriction": r["restriction"], "dim": r["dim"],
              "size_paper": f"{r['size_paper']:.1e}", "size_exact": f"{r['size_exact']:.2e}"} for r in table1()]

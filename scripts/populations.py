@@ -72,8 +72,8 @@ def add_arguments(p: argparse.ArgumentParser, *, spaces: str, out: str) -> None:
 
 def setup_from(a: argparse.Namespace) -> Setup:
     from netspaces.errors import UserError
-    from netspaces.regimes import get_regime
-    from netspaces.spaces import get_space
+    from netspaces.space.regimes import get_regime
+    from netspaces.space.spaces import get_space
 
     for s in a.spaces:
         get_space(s)  # one clear line for an unknown space
@@ -134,7 +134,7 @@ def step(title: str) -> None:
 
 def show_samples(s: Setup) -> None:
     """What each population will hold (the sweep re-derives exactly these models)."""
-    from netspaces.sampling import sample_models
+    from netspaces.space.sampling import sample_models
 
     for space in s.spaces:
         got = sample_models(space, s.regime, s.n, s.seed)

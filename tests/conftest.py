@@ -28,8 +28,9 @@ def subprocess_env(tmp_path: Path) -> dict[str, str]:
     env.update({
         "PYTHONPATH": os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
-        # a shared 2-core machine: sleeping (not spinning) OpenMP workers keep oversubscribed
-        # runs from slowing down by orders of magnitude
+        # tests share a 2-core machine with each other and whatever else runs: sleeping (not
+        # spinning) OpenMP workers keep an oversubscribed run from slowing down by orders of
+        # magnitude, so no test's duration depends on the machine's load
         "OMP_WAIT_POLICY": "PASSIVE",
     })
     env.pop("WANDB_API_KEY", None)
@@ -67,5 +68,15 @@ def restore_torch_state():
     yield
     torch.use_deterministic_algorithms(False)
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(False)
-    torch.utils.deterministic.fill_uninitialized_memory = True
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group as Hydra sees them: YAML files and generated ones."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from netspaces.train.hydra_conf import register
+
+    register()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3", job_name="train"):
+        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))

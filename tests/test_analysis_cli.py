@@ -1,6 +1,5 @@
 """`netspaces analyze` end to end: input formats, errors, outputs."""
 
-import argparse
 import csv
 import importlib.util
 import json
@@ -10,18 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from netspaces.analysis import analyze, cli
-from netspaces.analysis.tables import load_population
+from netspaces.analysis import analyze
+from netspaces.cli import build_parser
+from netspaces.analysis.populations import load_population
 from netspaces.errors import UserError
 
 DATA = Path(__file__).parent / "data" / "analysis"
-HAVE_FIT = importlib.util.find_spec("netspaces.fit") is not None
+HAVE_FIT = importlib.util.find_spec("netspaces.space.fit") is not None
 
 
 def run_analyze(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="netspaces")
-    cli.register(parser.add_subparsers())
-    args = parser.parse_args(["analyze", *argv])
+    args = build_parser().parse_args(["analyze", *argv])
     return args.func(args)
 
 

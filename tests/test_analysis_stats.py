@@ -11,7 +11,7 @@ from netspaces.analysis.bootstrap import bootstrap_best_values, good_range, samp
 from netspaces.analysis.edf import (complexity_bin_edges, complexity_weights, default_bin_count,
                                     edf, ks_pvalue, ks_statistic, weighted_edf)
 from netspaces.analysis.summary import summarize
-from netspaces.analysis.tables import Population
+from netspaces.analysis.populations import Population
 
 
 def population(label, errors, **columns):

@@ -55,16 +55,12 @@ def test_offline_logging_writes_a_local_run(tmp_path, offline_wandb, capsys):
 
 
 def test_analyze_with_wandb_flag_logs_offline(tmp_path, offline_wandb, capsys):
-    import argparse
-
-    from netspaces.analysis import cli
+    from netspaces.cli import build_parser
 
     table = tmp_path / "sweep-7" / "population.csv"
     table.parent.mkdir()
     table.write_text("top1_err,flops\n3.0,1e8\n2.0,2e8\n")
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    args = parser.parse_args(["analyze", str(table.parent), "--out", str(tmp_path / "out"),
+    args = build_parser().parse_args(["analyze", str(table.parent), "--out", str(tmp_path / "out"),
                               "--n-boot", "10", "--wandb"])
     assert args.func(args) == 0
     printed = capsys.readouterr().out

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from netspaces.complexity import complexity
+from netspaces.space.complexity import complexity
 from netspaces.errors import UserError
-from netspaces.models import build_model
-from netspaces.spec import NetSpec
+from netspaces.models.anynet import build_model
+from netspaces.space.spec import NetSpec
 
 
 def n_params(m):
@@ -52,7 +52,7 @@ def test_vanilla_block_has_no_residual():
 def test_resnet_stem_counts_its_maxpool():
     spec = NetSpec(ws=[64], ds=[1], bs=[0.25], gs=[16], strides=[1], stem="resnet", stem_w=64)
     # the stem alone: 7x7 conv s2 to 112 px, then the max-pool to 56 px
-    from netspaces.complexity import count_ops
+    from netspaces.space.complexity import count_ops
 
     cost, h, _ = count_ops(spec.plan().stem, 224, 224)
     assert h == 56

@@ -22,16 +22,13 @@ CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
 
 # what each benchmark must report (data_pipeline's CIFAR-10 loaders need the shared data)
 EXPECTED = {
-    "train_step_vs_timm": {"train_step_vs_timm_32px", "train_step_vs_timm_64px", "train_step_fused_bn_32px",
-                           "train_step_fused_bn_64px", "train_step_deterministic_64px", "train_step_allocator_64px"},
+    "train_step_vs_timm": {"train_step_vs_timm_32px", "train_step_vs_timm_64px"},
     "sampler": {"sampler_anynetx_a", "sampler_regnetx"},
     "memory": {"memory"},
     "data_pipeline": {"data_pipeline_digits"} | ({"data_pipeline_cifar10", "data_pipeline_imagefolder"}
                                                  if CIFAR10.is_dir() else set()),
     "fit_loop_overhead": {"fit_loop_overhead"},
     "population": {"population"},
-    "eval_forward": {"eval_forward_32px"},
-    "cpu_wait_policy": {"cpu_wait_policy_alone", "cpu_wait_policy_pair"},
 }
 
 
@@ -60,6 +57,30 @@ def test_train_step_checks_the_architectures_are_the_same():
 
     _, _, params = models()
     assert params == 5_157_512  # RegNetX-400MF = timm regnetx_004, pycls's published count
+
+
+def test_mechanisms_compares_each_leave_out_with_the_full_runs_around_it():
+    from benchmarks.mechanisms import results, speedups
+
+    seconds = [("full", 10.0), ("a", 11.0), ("b", 10.0), ("full", 12.0), ("b", 12.0), ("a", 14.3), ("full", 14.0)]
+    runs = [{"label": label, "seconds": t, "load_1m": 0.0} for label, t in seconds]
+    assert speedups(runs, "a") == pytest.approx([1.0, 1.1])  # 11 / mean(10, 12), 14.3 / mean(12, 14)
+    a, b = results(runs, "digits", ["a", "b"])
+    assert a.ratio == pytest.approx(1.0) and a.details["keep"] is False  # its lowest round decides
+    assert b.ratio == pytest.approx(10 / 11) and a.ours == b.ours == 12.0  # the full runs' median
+
+
+@pytest.mark.slow
+def test_mechanisms_leaves_each_perf_switch_out_in_alternating_rounds():
+    from benchmarks import mechanisms
+
+    results = mechanisms.run("toy")
+    names = {f"mechanism_{m}_digits" for m in mechanisms.mechanisms()}
+    assert {r.name for r in results} == names and names
+    labels = [run["label"] for run in results[0].details["runs"]]
+    assert labels[0] == labels[-1] == "full" and sorted(set(labels) - {"full"}) == sorted(mechanisms.mechanisms())
+    for r in results:
+        assert LINE.match(r.line()) and r.unit == "s" and r.ratio == pytest.approx(min(r.details["rounds"]), abs=1e-3)
 
 
 def test_ratio_direction_means_at_least_as_good():

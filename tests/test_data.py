@@ -9,10 +9,10 @@ from PIL import Image
 
 from conftest import CIFAR10, IMAGENETTE, TINY, compose_train, needs
 from netspaces.errors import UserError
-from netspaces.train.data import (FolderData, InMemoryData, ShardSampler, folder_transforms, limit_per_class,
+from netspaces.train.data import (FolderData, InMemoryData, check_data, ShardSampler, folder_transforms, limit_per_class,
                                   load_cifar10_split, load_digits_split, random_crop_flip)
 from netspaces.train.run import train
-from netspaces.train.settings import DataSettings, check_data_root
+from netspaces.train.settings import DataSettings
 
 
 def test_digits_fixed_stratified_split_at_32px():
@@ -67,7 +67,7 @@ def test_cifar10_image_tree_decodes_into_memory_and_caches(tmp_path):
 @needs(IMAGENETTE)
 def test_imagenet_transforms_and_greyscale_images_become_rgb():
     s = DataSettings(name="imagenet", batch_size=4, resolution=224, root=str(IMAGENETTE), augment=True,
-                     pca_lighting=0.1, limit_per_class=100)
+                     pca_lighting=0.1, limit_per_class=100, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     data = FolderData(s)
     data.setup()
     assert data.num_classes == 10 and len(data.train_set) == 1000 and len(data.val_set) == 500
@@ -78,15 +78,21 @@ def test_imagenet_transforms_and_greyscale_images_become_rgb():
     assert val_img.shape == (3, 224, 224)
     # evaluation is deterministic: resize 256 -> center crop 224
     assert torch.equal(val_img, data.val_set[0][0])
-    small = folder_transforms(DataSettings(name="imagefolder", batch_size=1, resolution=64), train=False)
+    small = folder_transforms(DataSettings(name="imagefolder", batch_size=1, resolution=64, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+                              train=False)
     assert small(Image.open(data.val_set.samples[0][0])).shape == (3, 64, 64)
 
 
-def test_missing_roots_are_one_clear_error(tmp_path):
+def test_missing_roots_and_unknown_data_are_one_clear_error(tmp_path):
+    stats = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     with pytest.raises(UserError, match=f"data.root={tmp_path / 'x'} does not exist"):
-        check_data_root(DataSettings(name="cifar10", batch_size=1, resolution=32, root=str(tmp_path / "x")))
+        check_data(DataSettings(name="cifar10", batch_size=1, resolution=32, root=str(tmp_path / "x"), **stats))
     with pytest.raises(UserError, match="has no train/ folder"):
-        check_data_root(DataSettings(name="imagenet", batch_size=1, resolution=224, root=str(tmp_path)))
+        check_data(DataSettings(name="imagenet", batch_size=1, resolution=224, root=str(tmp_path), **stats))
+    with pytest.raises(UserError, match="data=imagenet needs data.mean and data.std"):
+        check_data(DataSettings(name="imagenet", batch_size=1, resolution=224, root=str(tmp_path)))
+    with pytest.raises(UserError, match="data.name='mnist' is not allowed: one of digits, cifar10, imagenet"):
+        check_data(DataSettings(name="mnist", batch_size=1, resolution=28))
 
 
 @pytest.mark.usefixtures("restore_torch_state")
@@ -122,7 +128,7 @@ def test_imagenet_path_trains_a_quick_epoch_at_224px(tmp_path):
 
 
 def test_in_memory_loader_yields_whole_batches():
-    data = InMemoryData(DataSettings(name="digits", batch_size=100, resolution=32))
+    data = InMemoryData(DataSettings(name="digits", batch_size=100, resolution=32), load_digits_split)
     data.setup()
     x, y = next(iter(data.train_dataloader()))
     assert x.shape == (100, 3, 32, 32) and y.shape == (100,)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from netspaces.complexity import complexity
+from netspaces.space.complexity import complexity
 from netspaces.errors import UserError
-from netspaces.models import build_model
-from netspaces.regimes import get_regime
-from netspaces.sampling import sample_at, sample_models
-from netspaces.spaces import space_names
-from netspaces.tables import table1
+from netspaces.models.anynet import build_model
+from netspaces.space.regimes import get_regime
+from netspaces.space.sampling import sample_at, sample_models
+from netspaces.space.spaces import space_names
+from netspaces.space.table1 import table1
 
 REGIMES = ["200mf", "400mf", "1.6gf"]
 
@@ -68,7 +68,7 @@ def test_space_constraints_hold():
 
 
 def test_regnet_samples_reproduce_their_own_parameters():
-    from netspaces.regnet import RegNetParams
+    from netspaces.space.regnet import RegNetParams
 
     for s in sample_models("regnetx", "400mf", n=10, seed=7):
         o = s.own
@@ -106,7 +106,7 @@ def test_design_space_maths_does_not_import_torch_or_hydra():
     import subprocess
     import sys
 
-    code = ("import sys, netspaces.sampling, netspaces.fit, netspaces.tables, netspaces.zoo, netspaces.complexity;"
+    code = ("import sys, netspaces.space.sampling, netspaces.space.fit, netspaces.space.table1, netspaces.space.zoo, netspaces.space.complexity;"
             "bad = [m for m in ('torch', 'hydra', 'omegaconf', 'lightning') if m in sys.modules];"
             "print(','.join(bad)); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

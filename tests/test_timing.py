@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from netspaces.errors import UserError
-from netspaces.models import AnyNet
+from netspaces.models.anynet import AnyNet
 from netspaces.models.baselines import (
     allowed_names,
     baseline_complexity,
@@ -20,7 +20,7 @@ from netspaces.models.baselines import (
     measured_complexity,
     native_resolution,
 )
-from netspaces.timing import default_channels_last, time_model, time_module
+from netspaces.models.timing import default_channels_last, time_model, time_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,8 +92,8 @@ def test_bad_network_requests_name_what_is_allowed(name, kwargs, match):
 def test_measured_complexity_agrees_with_our_analytic_counter():
     """The flop counter sees the same network as the analytic counter: params and acts equal;
     flops differ by the head's bias adds only (the counter skips biases)."""
-    from netspaces.complexity import complexity
-    from netspaces.zoo import get_model_spec
+    from netspaces.space.complexity import complexity
+    from netspaces.space.zoo import get_model_spec
 
     spec = get_model_spec("RegNetY-200MF")
     with torch.device("meta"):

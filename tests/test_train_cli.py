@@ -51,15 +51,3 @@ def test_unknown_space_lists_the_choices(tmp_path):
     assert out.returncode != 0
     assert "Could not find 'space/regnetz'" in out.stderr
     assert "regnetx" in out.stderr and "anynetx_a" in out.stderr and "Traceback" not in out.stderr
-
-
-def test_train_py_sleeps_its_openmp_threads_while_another_run_spins(tmp_path):
-    runs = tmp_path / "runtime" / f"netspaces-spinning-{os.getuid()}"
-    runs.mkdir(parents=True)
-    (runs / str(os.getpid())).touch()  # this test process plays the spinning run
-    env = {k: v for k, v in subprocess_env(tmp_path).items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    env["XDG_RUNTIME_DIR"] = str(tmp_path / "runtime")
-    out = subprocess.run([sys.executable, str(REPO / "train.py"), "space=regnetz", f"paths.output={tmp_path}"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode != 0  # the bad space: the policy line comes before any config is read
-    assert f"netspaces run {os.getpid()} already spin here" in out.stderr and "OMP_WAIT_POLICY=PASSIVE" in out.stderr

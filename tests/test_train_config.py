@@ -6,17 +6,17 @@ import pytest
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
-from conftest import REPO, compose_train
+from conftest import group_options, REPO, compose_train
 from netspaces.errors import UserError
-from netspaces.regimes import regime_names
-from netspaces.spaces import space_names
+from netspaces.space.regimes import regime_names
+from netspaces.space.spaces import space_names
 from netspaces.train import hydra_conf
-from netspaces.train.settings import check_config, run_settings
-from netspaces.zoo import zoo_names
+from netspaces.train.settings import check_config, data_settings, run_settings, trainer_settings
+from netspaces.space.zoo import zoo_names
 
 
 def _options(group: str) -> set[str]:
-    return {p.stem for p in (REPO / "conf" / group).glob("*.yaml")}
+    return set(group_options(group))
 
 
 def test_groups_hold_the_paper_options():
@@ -28,7 +28,7 @@ def test_groups_hold_the_paper_options():
     assert _options("logger") == {"csv", "wandb", "tensorboard"}
     assert _options("trainer") == {"cpu", "gpu", "ddp"}
     train_yaml = OmegaConf.load(REPO / "conf" / "train.yaml")
-    assert set(train_yaml) == {"defaults", "seed", "sample", "sweep", "paths"}  # only a few top-level keys
+    assert set(train_yaml) == {"defaults", "seed", "sample", "sweep", "paths", "perf"}  # only a few top-level keys
 
 
 def test_default_config_is_sampled_regnetx_400mf_on_digits():
@@ -127,6 +127,9 @@ def test_settings_are_typed_and_scale_the_lr(tmp_path):
     ("sweep.n=0", "sweep.n=0"),
     ("data.limit_per_class=0", "data.limit_per_class=0"),
     ("model.stem=huge", "model.stem='huge'"),
+    ("perf.cudnn_benchmark=maybe", "perf.cudnn_benchmark='maybe'"),
+    ("schedule.eval_every=0", "schedule.eval_every=0"),
+    ("regime.tolerance=2", "regime.tolerance=2"),
 ])
 def test_bad_values_name_the_key_and_what_is_allowed(override, named):
     with pytest.raises(UserError) as err:
@@ -136,11 +139,17 @@ def test_bad_values_name_the_key_and_what_is_allowed(override, named):
 
 
 def test_data_roots_are_checked(tmp_path):
+    from netspaces.train.data import check_data
+
+    def check(overrides):
+        cfg = compose_train(overrides)
+        check_data(data_settings(cfg, trainer_settings(cfg)))
+
     with pytest.raises(UserError, match="does not exist"):
-        check_config(compose_train(["data=imagenet", f"data.root={tmp_path / 'nope'}"]))
+        check(["data=imagenet", f"data.root={tmp_path / 'nope'}"])
     (tmp_path / "empty" / "train" / "cls").mkdir(parents=True)
     (tmp_path / "empty" / "val").mkdir()
     with pytest.raises(UserError, match="no images under"):
-        check_config(compose_train(["data=imagefolder", f"data.root={tmp_path / 'empty'}"]))
+        check(["data=imagefolder", f"data.root={tmp_path / 'empty'}"])
     with pytest.raises(UserError, match="data.root is required"):
-        check_config(compose_train(["data=imagefolder"]))
+        check(["data=imagefolder"])

@@ -1,18 +1,13 @@
-"""Small parts of training: the lr schedule, weight-decay groups, records and the table, collect."""
+"""Small parts of training: the lr schedule and weight-decay groups."""
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from netspaces.errors import UserError
-from netspaces.train import cli, records
 from netspaces.train.optim import EpochLR, build_optimizer, param_groups
 from netspaces.train.settings import OptimSettings
 
@@ -48,76 +43,30 @@ def test_bn_and_bias_can_be_exempt_from_weight_decay():
     assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0  # BN γ, β and the linear bias
 
 
-def _record(sample: int, err: float | None, status: str = "ok") -> dict:
-    return {"status": status, "name": f"s-{sample}", "space": "regnetx", "regime": "400mf", "sample": sample,
-            "top1_err": err, "flops": 1000 + sample, "arch": {"ws": [8, 16], "ds": [1, 2], "wm": 2.5},
-            "config": {"big": "x"}, "history": [{"epoch": 1}]}
+def test_perf_mechanisms_act_only_on_gpu_runs_and_follow_their_switches():
+    from lightning.pytorch.plugins.io import AsyncCheckpointIO
+
+    from netspaces.perf import PerfSettings, checkpoint_writer, trainer_options
+    from netspaces.train.checkpoints import AtomicCheckpointIO
+
+    on, off = PerfSettings(), PerfSettings(cudnn_benchmark=False, background_checkpoints=False)
+    assert trainer_options(on, on_gpu=True, deterministic=False) == {"benchmark": True}
+    assert trainer_options(on, on_gpu=True, deterministic=True) == {"benchmark": False}  # not allowed there
+    assert trainer_options(on, on_gpu=False, deterministic=False) == {"benchmark": False}
+    assert trainer_options(off, on_gpu=True, deterministic=False) == {"benchmark": False}
+    writer = AtomicCheckpointIO()
+    assert isinstance(checkpoint_writer(writer, on, on_gpu=True), AsyncCheckpointIO)
+    assert checkpoint_writer(writer, on, on_gpu=False) is writer  # a thread would only take cores from training
+    assert checkpoint_writer(writer, off, on_gpu=True) is writer
 
 
-def test_records_are_atomic_json_and_nan_becomes_null(tmp_path):
-    path = records.write_record(tmp_path / "run", {**_record(0, float("nan")), "history": [1.0, float("inf")]})
-    assert json.loads(path.read_text())["top1_err"] is None and json.loads(path.read_text())["history"] == [1.0, None]
-    assert [p.name for p in (tmp_path / "run").iterdir()] == ["result.json"]
-    with pytest.raises(ValueError):
-        records.write_record(tmp_path / "run", {"status": "great"})
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "result.json").write_text("{half a rec")
-    assert records.read_record(tmp_path / "bad") is None
+def test_atomic_checkpoints_leave_the_old_file_when_a_save_fails(tmp_path):
+    from netspaces.train.checkpoints import AtomicCheckpointIO
 
-
-def test_population_table_from_records(tmp_path):
-    for i, err in [(1, 30.5), (0, 25.0), (2, None)]:
-        records.write_record(tmp_path / f"sample_00{i}", _record(i, err, "ok" if err else "diverged"))
-    records.write_record(tmp_path / "sample_000" / "wandb" / "x", _record(9, 1.0))  # W&B's copy is not a run
-    n, (jsonl, table) = records.write_population(tmp_path)
-    assert n == 3
-    rows = list(csv.DictReader(table.open()))
-    assert [r["sample"] for r in rows] == ["0", "1", "2"] and rows[0]["status"] == "ok"
-    assert json.loads(rows[0]["ws"]) == [8, 16] and rows[0]["wm"] == "2.5"  # arch flattened, lists as JSON
-    assert "config" not in rows[0] and "history" not in rows[0]
-    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [line["sample"] for line in lines] == [0, 1, 2] and lines[1]["arch"]["wm"] == 2.5
-    assert "config" not in lines[0]
-
-
-def test_population_table_is_what_the_analysis_reads(tmp_path):
-    from netspaces.analysis.tables import load_population
-
-    for i, err in [(0, 25.0), (1, 30.5), (2, None)]:
-        records.write_record(tmp_path / f"sample_00{i}", _record(i, err, "ok" if err else "diverged"))
-    records.write_population(tmp_path)
-    for source in (tmp_path, tmp_path / "population.csv", tmp_path / "population.jsonl"):
-        population = load_population(str(source))
-        assert population.errors.tolist() == [25.0, 30.5] and population.excluded == 1
-
-
-def test_collect_cli(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    records.write_record(tmp_path / "sample_000", _record(0, 20.0))
-    args = parser.parse_args(["collect", str(tmp_path)])
-    assert args.func(args) == 0
-    assert "1 records (1 ok)" in capsys.readouterr().out and (tmp_path / "population.csv").is_file()
-    with pytest.raises(UserError, match="not a directory"):
-        args.func(parser.parse_args(["collect", str(tmp_path / "nope")]))
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no result.json"):
-        args.func(parser.parse_args(["collect", str(tmp_path / "empty")]))
-
-
-def test_netspaces_collect_command(tmp_path):
-    import subprocess
-    import sys
-
-    from conftest import REPO, subprocess_env
-
-    records.write_record(tmp_path / "sample_000", _record(0, 20.0))
-    records.write_record(tmp_path / "sample_001", _record(1, None, "failed"))
-    out = subprocess.run([sys.executable, "-m", "netspaces", "collect", str(tmp_path)], cwd=REPO,
-                         env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "2 records (1 failed, 1 ok)" in out.stdout
-    assert len(list(csv.DictReader((tmp_path / "population.csv").open()))) == 2
-    bad = subprocess.run([sys.executable, "-m", "netspaces", "collect", str(tmp_path / "nope")], cwd=REPO,
-                         env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+    with pytest.raises(Exception):
+        io.save_checkpoint({"epoch": 2, "bad": lambda: None}, path)  # not picklable: fails mid-save
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from conftest import TINY, compose_train
-from netspaces.sampling import sample_at
-from netspaces.train import records
+from netspaces.space.sampling import sample_at
+from netspaces import record as records
 from netspaces.train.module import Classifier
 from netspaces.train.run import train
 
@@ -54,43 +54,32 @@ def test_same_config_and_seed_give_the_same_metrics(tmp_path):
     assert [h["train_loss"] for h in c["history"]] != [h["train_loss"] for h in a["history"]]
 
 
-def test_validation_runs_the_folded_network_and_scores_like_the_plain_one(tmp_path, monkeypatch):
-    from netspaces.models.fold import FoldedCopy
-
-    made, refreshed = [], []
-    init, refresh = FoldedCopy.__init__, FoldedCopy.refresh
-    monkeypatch.setattr(FoldedCopy, "__init__", lambda self, net: made.append(1) or init(self, net))
-    monkeypatch.setattr(FoldedCopy, "refresh", lambda self: refreshed.append(1) or refresh(self))
-    folded = train(tiny(tmp_path / "folded"))
-    # one copy, made at the first validation; its folded weights recomputed at every later one
-    assert len(made) == 1 and len(refreshed) == folded["epochs"] - 1 >= 1
-    plain = train(tiny(tmp_path / "plain", "trainer.fold_bn_eval=false"))
-    assert len(made) == 1 and len(refreshed) == folded["epochs"] - 1
-    assert [h["top1_err"] for h in folded["history"]] == [h["top1_err"] for h in plain["history"]]
-    assert [h["train_loss"] for h in folded["history"]] == [h["train_loss"] for h in plain["history"]]
-
-
-def test_training_process_setup(tmp_path, monkeypatch):
-    # what train() sets up for the steps: BN+ReLU fused on the CPU, deterministic algorithms
-    # without the NaN fill of every new tensor, and the collector blind to the set-up's objects
+def test_training_uses_plain_pytorch_on_the_cpu(tmp_path, monkeypatch):
+    # no CPU speed mechanism survived measurement (benchmarks/README.md): deterministic runs
+    # use PyTorch's defaults (NaN fill of new tensors included), the collector is untouched
     import gc
 
     import torch
 
-    from netspaces.models import fused
-
-    seen, calls = [], []
-    start, apply = Classifier.on_train_epoch_start, fused._BNReLU.apply
+    seen = []
+    start = Classifier.on_train_epoch_start
     monkeypatch.setattr(Classifier, "on_train_epoch_start", lambda self: seen.append(
         (gc.get_freeze_count(), torch.are_deterministic_algorithms_enabled(),
-         torch.utils.deterministic.fill_uninitialized_memory)) or start(self))
-    monkeypatch.setattr(fused._BNReLU, "apply", lambda *a: calls.append(1) or apply(*a))
+         torch.utils.deterministic.fill_uninitialized_memory, torch.get_num_threads())) or start(self))
     record = train(tiny(tmp_path / "run"))
     assert record["status"] == "ok" and len(seen) == 2
-    assert all(frozen > 10_000 and deterministic and not fill for frozen, deterministic, fill in seen)
-    assert gc.get_freeze_count() == 0  # handed back to the collector after the fit
-    if fused.load(quiet=True):
-        assert calls  # the network's BN→ReLU pairs ran fused
+    assert all(frozen == 0 and deterministic and fill and threads == 1 for frozen, deterministic, fill, threads in seen), seen
+
+
+def test_validation_only_every_n_epochs_and_always_after_the_last(tmp_path):
+    record = train(tiny(tmp_path / "run", "schedule.epochs=3", "schedule.eval_every=2"))
+    assert [h["epoch"] for h in record["history"]] == [1, 2, 3]
+    assert [h["top1_err"] is not None for h in record["history"]] == [False, True, True]
+    assert all(h["train_loss"] is not None and h["lr"] is not None for h in record["history"])
+    assert record["top1_err"] == record["history"][-1]["top1_err"]
+    every = train(tiny(tmp_path / "every", "schedule.epochs=3"))  # the same training, evaluated each epoch
+    assert [h["train_loss"] for h in every["history"]] == [h["train_loss"] for h in record["history"]]
+    assert every["top1_err"] == record["top1_err"]
 
 
 def test_a_finished_run_is_skipped(tmp_path):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from netspaces.complexity import complexity
-from netspaces.models import build_model
-from netspaces.zoo import canonical_name, get_model_spec, zoo_names
+from netspaces.space.complexity import complexity
+from netspaces.models.anynet import build_model
+from netspaces.space.zoo import canonical_name, get_model_spec, zoo_names
 
 REPO = Path(__file__).resolve().parents[1]
 CSV = REPO / "reference" / "pycls_zoo.csv"  # the repository's copy of ../shared/reference/pycls_zoo.csv

@@ -1,19 +1,25 @@
-"""`netspaces` command line: describe, sample, spaces (+ analyze, collect, time when present).
+"""`netspaces` command line, every subcommand in one place: describe, sample, spaces (the
+design-space maths), analyze (populations), collect (a sweep's table), time (a model's speed).
 
-Bad input ends with one line `netspaces: error: …` and exit code 2, never a traceback.
+Heavy modules (torch, pandas, matplotlib) load only in the handler that needs them, so
+`netspaces describe` stays fast. Bad input ends with one line `netspaces: error: …` and exit
+code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import os
 import sys
+from pathlib import Path
 
+from netspaces import record
 from netspaces.errors import UserError
+from netspaces.space.spec import BLOCK_TYPES
 
-# Subcommands that live with their subsystems: module path → provides register(subparsers).
-PLUGINS = ("netspaces.analysis.cli", "netspaces.train.cli", "netspaces.timing")
+NORM_CHOICES = (*record.COMPLEXITY_FIELDS, "none")
+DEFAULT_N_BOOT = 10_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,22 +27,22 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
-def _describe_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", nargs="?", help="a zoo model, e.g. RegNetX-400MF or regnety_1.6gf")
-    p.add_argument("--depth", type=int, help="d: number of blocks")
-    p.add_argument("--w0", type=int, help="initial width (multiple of 8)")
-    p.add_argument("--wa", type=float, help="width slope")
-    p.add_argument("--wm", type=float, help="width multiplier (> 1)")
-    p.add_argument("--group-w", type=int, help="group width g")
-    p.add_argument("--bot-mul", type=float, default=1.0, help="bottleneck multiplier (1/b), default 1")
-    p.add_argument("--se-r", type=float, default=0.0, help="squeeze-excitation ratio (Y block: 0.25)")
-    p.add_argument("--resolution", type=int, default=224)
-    p.add_argument("--json", action="store_true", help="one JSON object")
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------- describe, sample, spaces
 
 
 def _spec_from_args(a) -> tuple[str, object]:
-    from netspaces.regnet import RegNetParams
-    from netspaces.zoo import canonical_name, get_model_spec
+    from netspaces.space.regnet import RegNetParams
+    from netspaces.space.zoo import canonical_name, get_model_spec
 
     regnet_flags = [a.depth, a.w0, a.wa, a.wm, a.group_w]
     if a.name:
@@ -52,7 +58,7 @@ def _spec_from_args(a) -> tuple[str, object]:
 
 
 def cmd_describe(a) -> int:
-    from netspaces.complexity import complexity
+    from netspaces.space.complexity import complexity
 
     if a.resolution < 1:
         raise UserError(f"--resolution must be >= 1; got {a.resolution}")
@@ -73,7 +79,7 @@ def cmd_describe(a) -> int:
 
 
 def cmd_sample(a) -> int:
-    from netspaces.sampling import sample_models
+    from netspaces.space.sampling import sample_models
 
     if a.max_candidates < 1:
         raise UserError(f"--max-candidates must be >= 1; got {a.max_candidates}")
@@ -88,7 +94,7 @@ def cmd_sample(a) -> int:
 
 
 def cmd_spaces(a) -> int:
-    from netspaces.tables import table1
+    from netspaces.space.table1 import table1
 
     rows = table1()
     if a.json:
@@ -100,12 +106,78 @@ def cmd_spaces(a) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- analyze, collect
+
+
+def cmd_analyze(a) -> int:
+    from netspaces.analysis.pipeline import analyze
+    from netspaces.analysis.summary import format_summary
+
+    result = analyze(a.inputs, a.out, labels=a.label, norm=a.norm, bins=a.bins, n_boot=a.n_boot, seed=a.seed)
+    print(format_summary(result.analysis))
+    print(f"wrote {len(result.written)} files in {a.out}:")
+    for path in result.written:
+        print(f"  {path}")
+    if a.wandb:
+        from netspaces.analysis.wandb_log import default_group, log_to_wandb
+
+        group = a.wandb_group or default_group(a.inputs[0])
+        run_dir = log_to_wandb({p.label: p.table for p in result.populations}, result.analysis.summary,
+                               {p.name: p for p in result.written if p.suffix == ".png"},
+                               project=a.wandb_project, group=group,
+                               run_dir=Path(os.environ.get("WANDB_DIR") or a.out))
+        if run_dir is not None:
+            print(f"W&B run (group {group}): {run_dir}")
+    return 0
+
+
+def cmd_collect(a) -> int:
+    if not a.sweep_dir.is_dir():
+        raise UserError(f"collect: {a.sweep_dir} is not a directory (give a sweep directory, "
+                        "e.g. outputs/sweeps/regnetx-400mf-digits-population-s0)")
+    found, paths = record.write_population(a.sweep_dir)
+    if not found:
+        raise UserError(f"collect: no {record.RECORD_FILE} below {a.sweep_dir}")
+    print(f"{len(found)} records ({record.status_counts(found)}) -> {paths[1]}, {paths[0]}")
+    return 0
+
+
+# ---------------------------------------------------------------- time
+
+
+def cmd_time(a) -> int:
+    from netspaces.models.timing import time_model
+
+    t = time_model(a.model, batch=a.batch, resolution=a.resolution, device=a.device, repeats=a.repeats,
+                   warmup=a.warmup, threads=a.threads)
+    if a.json:
+        print(json.dumps(t.as_dict()))
+        return 0
+    print(f"{t.model}: batch {t.batch} at {t.resolution} px on {t.device} ({t.threads} threads), "
+          f"median of {t.repeats}")
+    print(f"  forward           {t.forward_ms:9.1f} ms/batch  {t.forward_ms_per_image:8.2f} ms/image")
+    print(f"  forward+backward  {t.train_ms:9.1f} ms/batch  {t.train_ms_per_image:8.2f} ms/image")
+    return 0
+
+
+# ---------------------------------------------------------------- the parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="netspaces", description="Design network design spaces (RegNet, CVPR 2020).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     d = sub.add_parser("describe", help="widths, depths, groups, flops/params/acts of a model")
-    _describe_args(d)
+    d.add_argument("name", nargs="?", help="a zoo model, e.g. RegNetX-400MF or regnety_1.6gf")
+    d.add_argument("--depth", type=int, help="d: number of blocks")
+    d.add_argument("--w0", type=int, help="initial width (multiple of 8)")
+    d.add_argument("--wa", type=float, help="width slope")
+    d.add_argument("--wm", type=float, help="width multiplier (> 1)")
+    d.add_argument("--group-w", type=int, help="group width g")
+    d.add_argument("--bot-mul", type=float, default=1.0, help="bottleneck multiplier (1/b), default 1")
+    d.add_argument("--se-r", type=float, default=0.0, help="squeeze-excitation ratio (Y block: 0.25)")
+    d.add_argument("--resolution", type=int, default=224)
+    d.add_argument("--json", action="store_true", help="one JSON object")
     d.set_defaults(func=cmd_describe)
 
     s = sub.add_parser("sample", help="sample models from a design space inside a flop regime")
@@ -113,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--regime", required=True)
     s.add_argument("--n", type=int, default=10)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--block", choices=["x", "y", "r", "v"], help="override the space's block")
+    s.add_argument("--block", choices=BLOCK_TYPES, help="override the space's block")
     s.add_argument("--max-candidates", type=int, default=2_000_000, help="try budget before giving up")
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.set_defaults(func=cmd_sample)
@@ -122,12 +194,48 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_spaces)
 
-    for mod in PLUGINS:
-        try:
-            importlib.import_module(mod).register(sub)
-        except ModuleNotFoundError as e:  # a subsystem not installed in this checkout
-            if not (e.name and mod.startswith(e.name)):
-                raise
+    an = sub.add_parser(
+        "analyze", help="compare populations: EDFs, KS, bootstrap, plots, HTML report",
+        description="Each INPUT is one population: a sweep directory, a CSV/JSONL table with "
+                    "one row per model and a top1_err column, or wandb://entity/project/group.")
+    an.add_argument("inputs", nargs="+", metavar="INPUT")
+    an.add_argument("--out", required=True, type=Path, metavar="DIR",
+                    help="directory for summary.json, edf.csv, plots and report.html")
+    an.add_argument("--label", action="append", default=None, metavar="NAME",
+                    help="population label, once per INPUT in order (default: the table's space, else the "
+                         "file/dir name)")
+    an.add_argument("--norm", choices=NORM_CHOICES, default="flops",
+                    help="complexity used by the normalized EDF (default: flops)")
+    an.add_argument("--bins", type=_positive_int, default=None, metavar="K",
+                    help="complexity bins of the normalized EDF (default: min(10, floor(sqrt(n))) for the "
+                         "smallest population)")
+    an.add_argument("--n-boot", type=_positive_int, default=DEFAULT_N_BOOT, metavar="N",
+                    help=f"bootstrap repeats (default: {DEFAULT_N_BOOT})")
+    an.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    an.add_argument("--wandb", action="store_true",
+                    help="also log the table and plots to W&B (offline without a key; run files go under "
+                         "WANDB_DIR, else under --out)")
+    an.add_argument("--wandb-project", default="netspaces", metavar="NAME")
+    an.add_argument("--wandb-group", default=None, metavar="NAME",
+                    help="W&B group (default: the first INPUT's sweep/file name)")
+    an.set_defaults(func=cmd_analyze)
+
+    c = sub.add_parser("collect", help="rebuild population.csv/.jsonl of a sweep from its result.json records",
+                       description="Reads every result.json below SWEEP_DIR and writes SWEEP_DIR/population.csv "
+                                   "and SWEEP_DIR/population.jsonl (one row per trained model).")
+    c.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR")
+    c.set_defaults(func=cmd_collect)
+
+    tm = sub.add_parser("time", help="forward and forward+backward time per batch of a model")
+    tm.add_argument("model", help="zoo name (RegNetX-400MF, ResNet-50) or timm baseline (efficientnet_b0)")
+    tm.add_argument("--batch", type=int, default=64)
+    tm.add_argument("--resolution", type=int, default=None, help="default: the model's native resolution")
+    tm.add_argument("--device", default="cpu", help="cpu or cuda")
+    tm.add_argument("--repeats", type=int, default=10, help="timed batches (median reported)")
+    tm.add_argument("--warmup", type=int, default=2, help="untimed batches first")
+    tm.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    tm.add_argument("--json", action="store_true", help="one JSON object")
+    tm.set_defaults(func=cmd_time)
     return p
 
 

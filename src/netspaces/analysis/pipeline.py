@@ -9,7 +9,7 @@ from netspaces.analysis import bootstrap
 from netspaces.analysis.plots import render_all
 from netspaces.analysis.report import build_html, write_outputs
 from netspaces.analysis.summary import NORM_CHOICES, Analysis, summarize
-from netspaces.analysis.tables import Population, load_population, unique_labels
+from netspaces.analysis.populations import Population, load_population, unique_labels
 from netspaces.errors import UserError
 
 

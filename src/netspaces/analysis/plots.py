@@ -15,8 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from netspaces.analysis.edf import weighted_edf
+from netspaces.space.fit import fit_quantized_linear, per_block
 from netspaces.analysis.summary import Analysis
-from netspaces.analysis.tables import Population, safe_name
+from netspaces.analysis.populations import Population, safe_name
 
 MAX_WIDTH_MODELS = 5
 
@@ -91,7 +92,7 @@ def params_plot(p: Population, good_ranges: dict[str, dict[str, float]]) -> byte
     return _png(figure)
 
 
-def widths_plot(p: Population, block_widths: Any, fit_quantized_linear: Any) -> bytes | None:
+def widths_plot(p: Population) -> bytes | None:
     """Per-block widths of the best models with their quantized-linear fits."""
     if "ws" not in p.table or "ds" not in p.table:
         return None
@@ -104,7 +105,7 @@ def widths_plot(p: Population, block_widths: Any, fit_quantized_linear: Any) -> 
     ax = figure.add_subplot()
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
     for rank, (_, row) in enumerate(ranked.head(MAX_WIDTH_MODELS).iterrows()):
-        widths = np.asarray(block_widths(row["ws"], row["ds"]), dtype=float)
+        widths = np.asarray(per_block(row["ws"], row["ds"]), dtype=float)
         fit = fit_quantized_linear(widths)
         index = np.arange(len(widths))
         color = colors[rank % len(colors)]
@@ -169,11 +170,6 @@ def render_all(populations: list[Population], analysis: Analysis) -> tuple[dict[
     plots = {"edf.png": edf_plot(populations, None, "error EDF"),
              "edf_norm.png": edf_plot(populations, analysis.weights, "normalized error EDF")}
     notes: list[str] = []
-    try:
-        from netspaces.fit import block_widths, fit_quantized_linear
-    except ImportError as exc:
-        block_widths = fit_quantized_linear = None
-        notes.append(f"width plots skipped: netspaces.fit is not available ({exc})")
     for p in populations:
         name = safe_name(p.label)
         if p.param_columns:
@@ -182,16 +178,15 @@ def render_all(populations: list[Population], analysis: Analysis) -> tuple[dict[
                 notes.append(f"{p.label}: every design parameter is constant; parameter plot skipped")
             else:
                 plots[f"params_{name}.png"] = png
-        if block_widths is not None:
-            try:
-                png = widths_plot(p, block_widths, fit_quantized_linear)
-            except Exception as exc:  # another module's fitter must not sink the analysis
-                notes.append(f"{p.label}: width plot skipped: {type(exc).__name__}: {exc}")
-                continue
-            if png is None:
-                notes.append(f"{p.label}: no per-stage ws/ds columns; width plot skipped")
-            else:
-                plots[f"widths_{name}.png"] = png
+        try:
+            png = widths_plot(p)
+        except Exception as exc:  # a table's odd widths must not sink the rest of the analysis
+            notes.append(f"{p.label}: width plot skipped: {type(exc).__name__}: {exc}")
+            continue
+        if png is None:
+            notes.append(f"{p.label}: no per-stage ws/ds columns; width plot skipped")
+        else:
+            plots[f"widths_{name}.png"] = png
     png = complexity_plot(populations)
     if png is None:
         notes.append("complexity plot skipped: no population has flops with params or acts")

@@ -9,11 +9,10 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from netspaces.analysis.summary import Analysis
+from netspaces.record import write_atomic
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
@@ -100,18 +99,6 @@ def build_html(analysis: Analysis, plots: dict[str, bytes], title: str = "netspa
     return "\n".join(parts) + "\n"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory and rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_outputs(out_dir: Path, analysis: Analysis, plots: dict[str, bytes],
                   html_text: str) -> list[Path]:
     """Write summary.json, edf.csv, the plots and report.html into `out_dir`; return the paths."""
@@ -124,6 +111,6 @@ def write_outputs(out_dir: Path, analysis: Analysis, plots: dict[str, bytes],
     }
     written = []
     for name, data in files.items():
-        atomic_write(out_dir / name, data)
+        write_atomic(out_dir / name, data)
         written.append(out_dir / name)
     return written

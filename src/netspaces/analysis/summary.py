@@ -18,9 +18,10 @@ from netspaces.analysis import bootstrap
 from netspaces.analysis.edf import (complexity_bin_edges, complexity_weights,
                                     default_bin_count, edf, ks_pvalue, ks_statistic,
                                     weighted_edf)
-from netspaces.analysis.tables import Population
+from netspaces.analysis.populations import Population
+from netspaces.record import COMPLEXITY_FIELDS
 
-NORM_CHOICES = ("flops", "params", "acts", "none")
+NORM_CHOICES = (*COMPLEXITY_FIELDS, "none")
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Weights & Biases: log an analysis to the sweep's group, read populations back.
 
-Logging runs offline when no WANDB_API_KEY is set and never raises: any failure prints one
+Logging runs offline without a W&B key (netspaces.wandb_mode) and never raises: any failure prints one
 warning, because an analysis already written to disk must not fail on a logging service.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from netspaces.errors import UserError
+from netspaces.wandb_mode import wandb_mode
 
 DEFAULT_PROJECT = "netspaces"
 
@@ -54,10 +55,7 @@ def log_to_wandb(tables: dict[str, pd.DataFrame], summary: dict[str, Any],
     try:
         import wandb
 
-        # Offline unless the user gave a key: never wait on the network without one.
-        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
-        if os.environ.get("WANDB_MODE") in ("offline", "disabled"):
-            mode = os.environ["WANDB_MODE"]
+        mode = wandb_mode()  # offline unless the user has a key: never wait on the network without one
         run = wandb.init(project=project, entity=entity, group=group, name=name,
                          job_type="analysis", mode=mode, reinit="create_new",
                          # Read WANDB_DIR on every call: wandb caches its settings per process.
@@ -78,6 +76,16 @@ def log_to_wandb(tables: dict[str, pd.DataFrame], summary: dict[str, Any],
         print(f"netspaces: warning: W&B logging failed, analysis files are unaffected "
               f"({type(exc).__name__}: {exc})", file=sys.stderr)
         return None
+
+
+def default_group(source: str) -> str:
+    """A sweep's W&B group is its name: the directory (or the table's parent for population.*)."""
+    if source.startswith("wandb://"):
+        return source.rstrip("/").split("/")[-1]
+    path = Path(source)
+    if path.is_dir():
+        return path.resolve().name
+    return path.parent.resolve().name if path.stem == "population" else path.stem
 
 
 def read_wandb_records(uri: str) -> list[dict[str, Any]]:

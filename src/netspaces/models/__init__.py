@@ -1,5 +1,3 @@
-"""PyTorch models. Import torch only from here down; the design-space maths stays torch-free."""
-
-from netspaces.models.anynet import AnyNet, build_model, init_weights
-
-__all__ = ["AnyNet", "build_model", "init_weights"]
+"""PyTorch networks from typed arguments: AnyNet built from a layer plan (anynet), timm
+baselines (baselines), and the timing of any of them (timing). Nothing here imports training
+code or config objects; the design-space maths it reads (netspaces.space) is torch-free."""

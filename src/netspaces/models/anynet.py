@@ -1,4 +1,4 @@
-"""AnyNet in PyTorch, built from a layer plan (netspaces.plan) — the plan the complexity
+"""AnyNet in PyTorch, built from a layer plan (netspaces.space.plan) — the plan the complexity
 counter reads, so the module and its flops/params/acts cannot drift apart."""
 
 from __future__ import annotations
@@ -8,38 +8,8 @@ import math
 import torch
 from torch import nn
 
-from netspaces import plan as P
-from netspaces.models.fused import bn_relu
-from netspaces.spec import NetSpec
-
-
-class Chain(nn.Sequential):
-    """nn.Sequential that runs each BatchNorm2d → ReLU pair as one fused op where that applies
-    (netspaces.models.fused: CPU training). The modules, their names and state stay those of
-    the plain Sequential, so checkpoints, folding and SyncBatchNorm conversion see no change."""
-
-    fuse = True
-
-    def _run(self, x: torch.Tensor, modules: list[nn.Module]) -> torch.Tensor:
-        i = 0
-        while i < len(modules):
-            m = modules[i]
-            if self.fuse and type(m) is nn.BatchNorm2d and i + 1 < len(modules) and type(modules[i + 1]) is nn.ReLU:
-                x, i = bn_relu(m, x), i + 2
-            else:
-                x, i = m(x), i + 1
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(x, list(self._modules.values()))
-
-    def forward_add_relu(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """relu(self(x) + residual), the last BN fused with the add and the ReLU."""
-        *body, last = self._modules.values()
-        y = self._run(x, body)
-        if type(last) is nn.BatchNorm2d:
-            return bn_relu(last, y, residual, fuse=self.fuse)
-        return torch.relu_(last(y).add_(residual))  # in-place add: one allocation less per block
+from netspaces.space import plan as P
+from netspaces.space.spec import NetSpec
 
 
 class SqueezeExcite(nn.Module):
@@ -63,7 +33,7 @@ class Block(nn.Module):
         if not self.residual:
             return self.f(x)
         shortcut = x if self.proj is None else self.proj(x)
-        return self.f.forward_add_relu(x, shortcut)  # relu(f(x) + shortcut)
+        return torch.relu_(self.f(x).add_(shortcut))  # in place: one allocation less per block
 
 
 def _layer(op) -> nn.Module:
@@ -86,14 +56,14 @@ def _layer(op) -> nn.Module:
     raise TypeError(f"no module for {type(op).__name__}")
 
 
-def _sequential(ops: tuple) -> Chain:
-    return Chain(*[_layer(op) for op in ops])
+def _sequential(ops: tuple) -> nn.Sequential:
+    return nn.Sequential(*[_layer(op) for op in ops])
 
 
 class AnyNet(nn.Module):
     """stem → stages of blocks → global average pool → linear."""
 
-    def __init__(self, spec: NetSpec, *, zero_init_final_gamma: bool = False, fuse_bn_relu: bool = True) -> None:
+    def __init__(self, spec: NetSpec, *, zero_init_final_gamma: bool = False) -> None:
         super().__init__()
         self.spec = spec
         net = spec.plan()
@@ -106,20 +76,12 @@ class AnyNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = _sequential(net.head)
         init_weights(self, zero_init_final_gamma=zero_init_final_gamma)
-        set_fuse_bn_relu(self, fuse_bn_relu)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.pool(self.forward_features(x)), 1))
-
-
-def set_fuse_bn_relu(model: nn.Module, enabled: bool) -> None:
-    """Whether `model`'s BN → ReLU pairs run fused where that applies (they compute the same)."""
-    for m in model.modules():
-        if isinstance(m, Chain):
-            m.fuse = enabled
 
 
 def init_weights(model: nn.Module, *, zero_init_final_gamma: bool = False) -> None:
@@ -138,5 +100,5 @@ def init_weights(model: nn.Module, *, zero_init_final_gamma: bool = False) -> No
             nn.init.zeros_(m.bias)
 
 
-def build_model(spec: NetSpec, *, zero_init_final_gamma: bool = False, fuse_bn_relu: bool = True) -> AnyNet:
-    return AnyNet(spec, zero_init_final_gamma=zero_init_final_gamma, fuse_bn_relu=fuse_bn_relu)
+def build_model(spec: NetSpec, *, zero_init_final_gamma: bool = False) -> AnyNet:
+    return AnyNet(spec, zero_init_final_gamma=zero_init_final_gamma)

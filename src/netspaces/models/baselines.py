@@ -14,7 +14,7 @@ import re
 import torch
 from torch import nn
 
-from netspaces.complexity import Complexity
+from netspaces.space.complexity import Complexity
 from netspaces.errors import UserError
 
 # timm name → native (train) resolution. EfficientNets use their own compound-scaled sizes,
@@ -54,13 +54,13 @@ def is_baseline(name: str) -> bool:
 
 
 def allowed_names() -> list[str]:
-    from netspaces.zoo import zoo_names
+    from netspaces.space.zoo import zoo_names
 
     return [*zoo_names(), *(k if _zoo_name(k) is None else TIMM_PREFIX + k for k in TIMM_BASELINES)]
 
 
 def _zoo_name(name: str) -> str | None:
-    from netspaces.zoo import canonical_name
+    from netspaces.space.zoo import canonical_name
 
     try:
         return canonical_name(name)
@@ -125,7 +125,7 @@ def get_network(name: str, *, num_classes: int, in_chans: int = 3, stem: str | N
     zoo = _zoo_name(name)
     if zoo is not None:
         from netspaces.models.anynet import build_model
-        from netspaces.zoo import get_model_spec
+        from netspaces.space.zoo import get_model_spec
 
         spec = get_model_spec(zoo, num_classes=num_classes, stem=stem, in_chans=in_chans)
         return build_model(spec, zero_init_final_gamma=zero_init_final_gamma)

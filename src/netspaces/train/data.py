@@ -1,4 +1,8 @@
-"""DataModules: digits and CIFAR-10 held in memory, ImageNet / any ImageFolder from files.
+"""Data sets: what netspaces knows about each (DATASETS: its up-front check and its
+DataModule), digits and CIFAR-10 held in memory, ImageNet / any ImageFolder read from files.
+
+Adding a data set: a YAML in conf/data/ and one DATASETS entry here (an in-memory one needs
+only a function returning its train/val tensors; see load_digits_split).
 
 Small datasets live in memory as one tensor and are batched by indexing (no per-image
 collation); their augmentation runs batched on the training device. Samplers shard by rank
@@ -11,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,7 +26,10 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from netspaces.errors import UserError
-from netspaces.train.settings import DataSettings, check_data_root
+from netspaces.record import atomic_target
+from netspaces.train.settings import DataSettings
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 # AlexNet-style PCA lighting (RGB, pixels in [0, 1]), as pycls uses for ImageNet
 EIG_VALS = (0.2175, 0.0188, 0.0045)
@@ -139,9 +148,8 @@ def _folder_arrays(s: DataSettings, split: str) -> tuple[np.ndarray, np.ndarray]
     y = labels[keep]
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, x=x, y=y)
-        os.replace(tmp, cache)
+        with atomic_target(cache, suffix=".npz") as tmp:
+            np.savez(tmp, x=x, y=y)
     return x, y
 
 
@@ -168,11 +176,12 @@ def load_cifar10_split(s: DataSettings):
 
 
 class InMemoryData(LightningDataModule):
-    """digits / CIFAR-10: tensors in memory, batched augmentation on the device."""
+    """digits / CIFAR-10: tensors in memory, batched augmentation on the device. `load`
+    returns (x_train, y_train, x_val, y_val): float images, or uint8 ones normalised here."""
 
-    def __init__(self, s: DataSettings) -> None:
+    def __init__(self, s: DataSettings, load: Callable[[DataSettings], tuple]) -> None:
         super().__init__()
-        self.s = s
+        self.s, self.load = s, load
         self.train_set: TensorImages | None = None
         self.val_set: TensorImages | None = None
         self.num_classes = s.num_classes or 10
@@ -180,8 +189,7 @@ class InMemoryData(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        load = load_digits_split if self.s.name == "digits" else load_cifar10_split
-        x_tr, y_tr, x_va, y_va = load(self.s)
+        x_tr, y_tr, x_va, y_va = self.load(self.s)
         if len(y_tr) == 0 or len(y_va) == 0:
             raise UserError(f"data={self.s.name}: no images left (data.limit_per_class={self.s.limit_per_class})")
         self.train_set, self.val_set = TensorImages(x_tr, y_tr), TensorImages(x_va, y_va)
@@ -295,11 +303,80 @@ class FolderData(LightningDataModule):
         return self._loader(self.val_set, ShardSampler(len(self.val_set), rank, world), self.s.batch_size, False)
 
 
-def make_datamodule(s: DataSettings) -> LightningDataModule:
-    check_data_root(s)
-    if s.name in ("digits", "cifar10"):
-        return InMemoryData(s)
-    if s.name in ("imagenet", "imagefolder"):
-        return FolderData(s)
-    raise UserError(f"unknown data {s.name!r}; allowed: digits, cifar10, imagenet, imagefolder")
+# ---------------------------------------------------------------- up-front checks and the registry
 
+
+def _image_tree_error(root: Path, split: str) -> str | None:
+    """Why root/split is not an ImageFolder tree (None when it looks like one); cheap."""
+    split_dir = root / split
+    if not split_dir.is_dir():
+        return f"data.root={root} has no {split}/ folder (expected {root}/{split}/<class>/<image>)"
+    for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        with os.scandir(class_dir) as it:
+            if any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in it):
+                return None
+    return f"data.root={root}: no images under {split_dir}/<class>/ (an empty or non-ImageFolder tree)"
+
+
+def _check_stats(s: DataSettings) -> None:
+    if s.mean is None or s.std is None:
+        raise UserError(f"data={s.name} needs data.mean and data.std (3 numbers each, pixels in [0, 1])")
+
+
+def _check_root(s: DataSettings) -> Path:
+    _check_stats(s)
+    if s.root in (None, "", "???"):
+        raise UserError(f"data.root is required for data={s.name}: data.root=/path/to/{s.name}")
+    root = Path(s.root)
+    if not root.exists():
+        raise UserError(f"data.root={root} does not exist (data={s.name})")
+    if not root.is_dir():
+        raise UserError(f"data.root={root} is not a directory (data={s.name})")
+    return root
+
+
+def check_image_folder(s: DataSettings) -> None:
+    root = _check_root(s)
+    for split in (s.train_split, s.val_split):
+        problem = _image_tree_error(root, split)
+        if problem:
+            raise UserError(problem)
+
+
+def check_cifar10(s: DataSettings) -> None:
+    if s.download:  # torchvision fetches it into data.root
+        _check_stats(s)
+        return
+    root = _check_root(s)
+    if (root / "cifar-10-batches-py").is_dir():
+        return
+    for split in (s.train_split, s.val_split):
+        problem = _image_tree_error(root, split)
+        if problem:
+            raise UserError(problem + "; or torchvision's cifar-10-batches-py/ (data.download=true fetches it)")
+
+
+@dataclass(frozen=True)
+class DataSet:
+    check: Callable[[DataSettings], None]  # up front, before anything is written: one line, no scan
+    datamodule: Callable[[DataSettings], LightningDataModule]
+
+
+DATASETS: dict[str, DataSet] = {
+    "digits": DataSet(lambda s: None, lambda s: InMemoryData(s, load_digits_split)),
+    "cifar10": DataSet(check_cifar10, lambda s: InMemoryData(s, load_cifar10_split)),
+    "imagenet": DataSet(check_image_folder, FolderData),
+    "imagefolder": DataSet(check_image_folder, FolderData),
+}
+
+
+def check_data(s: DataSettings) -> None:
+    """One clear UserError naming the path or value when the data cannot be there."""
+    if s.name not in DATASETS:
+        raise UserError(f"data.name={s.name!r} is not allowed: one of {', '.join(DATASETS)}")
+    DATASETS[s.name].check(s)
+
+
+def make_datamodule(s: DataSettings) -> LightningDataModule:
+    check_data(s)
+    return DATASETS[s.name].datamodule(s)

@@ -4,7 +4,7 @@ Lightning's own `ddp` launcher starts ranks 1..N-1 by re-running `sys.argv`; und
 that re-runs the whole command — with `-m`, every rank re-launches the whole sweep — and
 Hydra's run-dir rewriting does not know the sweep's job directories. Instead the job's
 process (rank 0) writes its resolved config to the run directory and starts the other
-ranks as `python -m netspaces.train.ddp CONFIG`, each running exactly this job. With
+ranks as `python -m netspaces.train.worker CONFIG`, each running exactly this job. With
 LOCAL_RANK set, Lightning treats the processes as launched externally and only connects
 them. Under SLURM (one task per GPU) or torchrun, the cluster starts the ranks and this
 module stays out of the way.
@@ -22,6 +22,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from netspaces.record import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,7 @@ def local_ranks(config_yaml: str, run_dir: Path, processes: int, threads: int | 
     """Start ranks 1..processes-1 for this job and make this process rank 0 for the block."""
     ddp_dir = Path(run_dir) / ".ddp"
     ddp_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = ddp_dir / "config.yaml"
-    cfg_path.write_text(config_yaml)
+    cfg_path = write_atomic(ddp_dir / "config.yaml", config_yaml)
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(processes),
            "NODE_RANK": "0"}
     if threads:
@@ -68,7 +69,7 @@ def local_ranks(config_yaml: str, run_dir: Path, processes: int, threads: int | 
     procs = []
     for rank in range(1, processes):
         child_env = {**os.environ, **env, "LOCAL_RANK": str(rank)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "netspaces.train.ddp", str(cfg_path)], env=child_env))
+        procs.append(subprocess.Popen([sys.executable, "-m", "netspaces.train.worker", str(cfg_path)], env=child_env))
     saved = {k: os.environ.get(k) for k in _ENV_KEYS}
     os.environ.update(env, LOCAL_RANK="0")
     stop = threading.Event()
@@ -93,15 +94,3 @@ def local_ranks(config_yaml: str, run_dir: Path, processes: int, threads: int | 
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _worker(cfg_path: str) -> None:
-    from omegaconf import OmegaConf
-
-    from netspaces.train.run import train
-
-    train(OmegaConf.load(cfg_path))
-
-
-if __name__ == "__main__":
-    _worker(sys.argv[1])

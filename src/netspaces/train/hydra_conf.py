@@ -1,8 +1,10 @@
 """What Hydra needs before it composes a config: OmegaConf resolvers and generated options.
 
-The `model` group gets one option per zoo model (regnetx_400mf, regnety_4.0gf, resnet50, …)
-and per timm baseline, generated from the registries so the options never drift from them.
-Import-light on purpose (no torch): `python train.py bad=value` fails in a second.
+The options of `space`, `regime`, `block` and `model` are data of the registries in
+netspaces.space (spaces, regimes, block types, zoo models) plus the timm baselines, so they
+are generated here rather than written as YAML files: a new space or regime is one registry
+entry, and it shows in `python train.py --help`. Import-light on purpose (no torch):
+`python train.py bad=value` fails in a second.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from netspaces.zoo import zoo_names
+from netspaces.space.regimes import regime_names
+from netspaces.space.spaces import SPACES
+from netspaces.space.spec import BLOCK_TYPES
+from netspaces.space.zoo import zoo_names
 
 # timm baselines of the paper's comparisons (DESIGN.md): EfficientNet's own recipe is
 # lr 0.2·batch/128 and weight decay 1e-5 (pycls dds_baselines), applied over the schedule's.
@@ -80,6 +85,16 @@ def register() -> None:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
     cs = ConfigStore.instance()
+    for name, space in SPACES.items():
+        # the space picks its own block; `block=...` on the command line still wins
+        cs.store(group="space", name=name, node={"defaults": [{"override /block@_global_.block": space.block}],
+                                                 "name": name, "block": space.block})
+    for name in BLOCK_TYPES:
+        cs.store(group="block", name=name, node={"name": name})
+    for name in regime_names():
+        # flops (multiply-adds at 224 px) in [0.9·F, F]; tolerance t: F·(1 ± t); limits are absolute counts
+        cs.store(group="regime", name=name, node={"name": name, "tolerance": None, "max_params": None,
+                                                  "max_acts": None})
     common = {"stem": None, "base_lr": None, "weight_decay": None}
     for name in zoo_names():
         option = zoo_option(name)

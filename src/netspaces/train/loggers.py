@@ -8,7 +8,6 @@ and anything else that fails leaves the run with the CSV logger and a warning.
 from __future__ import annotations
 
 import logging
-import netrc
 import os
 import shutil
 from pathlib import Path
@@ -16,23 +15,11 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from netspaces.record import Record
 from netspaces.train.settings import LOGGERS, LoggerSettings
+from netspaces.wandb_mode import wandb_mode
 
 log = logging.getLogger(__name__)
-
-def has_wandb_key() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def wandb_mode(requested: str | None) -> str:
-    """The explicit setting, else WANDB_MODE, else online only when a key is available."""
-    return requested or os.environ.get("WANDB_MODE") or ("online" if has_wandb_key() else "offline")
-
 
 def _csv(s: LoggerSettings) -> CSVLogger:
     return CSVLogger(save_dir=s.run_dir, name="logs", version="")
@@ -73,7 +60,7 @@ def make_loggers(s: LoggerSettings, config: dict | None = None) -> list[Logger]:
     raise ValueError(f"unknown logger {s.name!r}; allowed: {', '.join(LOGGERS)}")
 
 
-def publish_record(loggers: list[Logger], record: dict[str, Any], record_path: Path | None = None) -> None:
+def publish_record(loggers: list[Logger], record: Record, record_path: Path | None = None) -> None:
     """Put the record's fields (not the config) in the W&B run summary, the record file among
     the run's files (offline runs keep both until `wandb sync`), and close the run."""
     from lightning.pytorch.loggers import WandbLogger
@@ -85,9 +72,9 @@ def publish_record(loggers: list[Logger], record: dict[str, Any], record_path: P
             import wandb
 
             run = logger.experiment
-            run.summary.update({k: v for k, v in record.items() if k not in ("config", "history")})
+            run.summary.update({k: v for k, v in record.to_dict().items() if k not in ("config", "history")})
             if record_path is not None and getattr(run, "dir", None):
                 shutil.copyfile(record_path, Path(run.dir) / record_path.name)
-            wandb.finish(exit_code=0 if record.get("status") == "ok" else 1)
+            wandb.finish(exit_code=0 if record.status == "ok" else 1)
         except Exception as exc:  # noqa: BLE001 — the record on disk is what counts
             log.warning("W&B summary not written (%s: %s)", type(exc).__name__, exc)

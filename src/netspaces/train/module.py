@@ -2,15 +2,14 @@
 
 Per-step work is the step itself: the loss is accumulated on the device, logged and checked
 for NaN/inf only every `check_every` steps and at the end of an epoch (one host sync then).
-Per-epoch validation errors (%) are kept in `history`, which travels in checkpoints, so a
-resumed run reports its best epoch over the whole run. Validation runs a copy of the network
-with every conv+BN pair folded into one conv (same function, faster forward; `fold_bn_eval`).
+Per-epoch entries (train loss, lr, time, and the validation errors (%) of the epochs that
+were evaluated) are kept in `history`, which travels in checkpoints, so a resumed run reports
+its best epoch over the whole run.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import torch
@@ -19,7 +18,6 @@ from lightning.pytorch import Callback, LightningModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from netspaces.models.fold import FoldedCopy
 from netspaces.train.optim import OptimSettings, build_optimizer
 
 log = logging.getLogger(__name__)
@@ -53,18 +51,13 @@ class EvalCadence(Callback):
 
 class Classifier(LightningModule):
     def __init__(self, net: nn.Module, optim: OptimSettings, *, num_classes: int, channels_last: bool = True,
-                 label_smoothing: float = 0.0, check_every: int = 50, fold_bn_eval: bool = True) -> None:
+                 label_smoothing: float = 0.0, check_every: int = 50) -> None:
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.optim = optim
         self.channels_last = channels_last
         self.label_smoothing = label_smoothing
         self.check_every = max(1, check_every)
-        self.fold_bn_eval = fold_bn_eval
-        # the conv+BN folded copy for validation (made once, refreshed every epoch): a plain
-        # attribute of a non-Module type, so it stays out of parameters() and checkpoints
-        self._folded: FoldedCopy | None = None
-        self._folded_fresh = False
         self.top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
         self.top5 = MulticlassAccuracy(num_classes=num_classes, top_k=min(5, num_classes), average="micro")
         self.history: list[dict] = []  # one entry per finished epoch
@@ -128,27 +121,9 @@ class Classifier(LightningModule):
 
     # ------------------------------------------------------------------ validation
 
-    def _validation_net(self) -> nn.Module:
-        # refreshed at the first batch, after every hook of the epoch ran: weight-averaging
-        # callbacks (EMA) swap their weights in at on_validation_epoch_start
-        if not self.fold_bn_eval or "fold_bn_eval" in os.environ.get("NETSPACES_PERF_OFF", "").split(","):
-            return self.net
-        if self._folded is None or self._folded.stale():
-            self._folded = FoldedCopy(self.net)  # folded from the current weights
-            self._folded_fresh = True
-        if not self._folded.pairs:  # nothing to fold (a timm network): no copy needed
-            return self.net
-        if not self._folded_fresh:
-            self._folded.refresh()
-            self._folded_fresh = True
-        return self._folded.module
-
-    def on_validation_epoch_start(self) -> None:
-        self._folded_fresh = False  # every epoch: also after a validation that raised
-
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        logits = self._validation_net()(self._input(x))
+        logits = self(x)
         self.top1.update(logits, y)
         self.top5.update(logits, y)
 

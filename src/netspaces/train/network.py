@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 from torch import nn
 
-from netspaces.complexity import complexity
+from netspaces.space.complexity import complexity
 from netspaces.errors import UserError
-from netspaces.models import build_model
+from netspaces.models.anynet import build_model
 from netspaces.train.settings import ModelChoice
 
 
@@ -22,13 +22,6 @@ from netspaces.train.settings import ModelChoice
 class Network:
     module: nn.Module
     info: dict = field(default_factory=dict)
-
-
-def _regime(c: ModelChoice):
-    from netspaces.regimes import get_regime
-
-    return get_regime(c.regime, tolerance=c.regime_tolerance, max_params=c.regime_max_params,
-                      max_acts=c.regime_max_acts)
 
 
 def _counts(cx) -> dict:
@@ -46,9 +39,9 @@ def build_network(c: ModelChoice) -> Network:
 
 
 def _sampled(c: ModelChoice) -> Network:
-    from netspaces.sampling import sample_at
+    from netspaces.space.sampling import sample_at
 
-    s = sample_at(c.space, _regime(c), c.sweep_seed, c.sample, block=c.block)
+    s = sample_at(c.space, c.regime, c.sweep_seed, c.sample, block=c.block)
     spec = replace(s.spec, num_classes=c.num_classes, stem=c.stem or s.spec.stem)
     info = {"name": s.name, "model": "sampled", "space": s.space, "regime": s.regime, "block": spec.block,
             "sample": s.index, "sweep_seed": s.seed, "arch": s.arch,
@@ -59,7 +52,7 @@ def _sampled(c: ModelChoice) -> Network:
 
 
 def _zoo(c: ModelChoice) -> Network:
-    from netspaces.zoo import canonical_name, get_model_spec, regnet_params
+    from netspaces.space.zoo import canonical_name, get_model_spec, regnet_params
 
     name = canonical_name(c.name)
     nominal = get_model_spec(name)

@@ -8,32 +8,34 @@ directory content, checkpoint or record is written.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from netspaces.errors import UserError
-from netspaces.openmp import our_cpus
+from netspaces.perf import PerfSettings
+from netspaces.space.regimes import Regime, get_regime
+from netspaces.space.spaces import get_space
+from netspaces.space.spec import BLOCK_TYPES, STEM_TYPES
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 STRATEGIES = ("auto", "ddp")
 MODEL_KINDS = ("sampled", "zoo", "timm")
-DATASETS = ("digits", "cifar10", "imagenet", "imagefolder")
 LOGGERS = ("csv", "wandb", "tensorboard")
 REFERENCE_BATCH = 128
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def cpus() -> int:
+    """CPUs this process may run on (its affinity: a SLURM or taskset share, not the node)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
 class DataSettings:
-    name: str  # digits | cifar10 | imagenet | imagefolder
+    name: str  # a data set netspaces.train.data knows: digits | cifar10 | imagenet | imagefolder
     batch_size: int  # per process
     resolution: int
     seed: int = 0  # shuffling and augmentation
@@ -51,8 +53,8 @@ class DataSettings:
     persistent_workers: bool = False
     download: bool = False
     cache_dir: str | None = None  # decoded CIFAR-10 arrays are cached here
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
+    mean: tuple[float, ...] | None = None  # per channel, pixels in [0, 1] (the data YAML's)
+    std: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,7 @@ class ModelChoice:
     zero_init_final_gamma: bool = False
     # sampled models: the design space, its flop regime and the sample index
     space: str | None = None
-    regime: str | None = None
-    regime_tolerance: float | None = None
-    regime_max_params: float | None = None
-    regime_max_acts: float | None = None
+    regime: Regime | None = None
     block: str | None = None
     sweep_seed: int = 0
     sample: int = 0
@@ -104,41 +103,6 @@ class LoggerSettings:
     init_timeout_s: float = 30.0
 
 
-def _image_tree_error(root: Path, split: str) -> str | None:
-    """Why root/split is not an ImageFolder tree (None when it looks like one); cheap."""
-    split_dir = root / split
-    if not split_dir.is_dir():
-        return f"data.root={root} has no {split}/ folder (expected {root}/{split}/<class>/<image>)"
-    for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-        with os.scandir(class_dir) as it:
-            if any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in it):
-                return None
-    return f"data.root={root}: no images under {split_dir}/<class>/ (an empty or non-ImageFolder tree)"
-
-
-def check_data_root(s: DataSettings) -> None:
-    """One clear UserError naming the path when the data cannot be there; no scan of the tree."""
-    if s.name == "digits":
-        return
-    if s.root in (None, "", "???"):
-        raise UserError(f"data.root is required for data={s.name}: data.root=/path/to/{s.name}")
-    root = Path(s.root)
-    if s.name == "cifar10" and s.download:
-        return
-    if not root.exists():
-        raise UserError(f"data.root={root} does not exist (data={s.name})")
-    if not root.is_dir():
-        raise UserError(f"data.root={root} is not a directory (data={s.name})")
-    if s.name == "cifar10" and (root / "cifar-10-batches-py").is_dir():
-        return
-    for split in (s.train_split, s.val_split):
-        problem = _image_tree_error(root, split)
-        if problem:
-            if s.name == "cifar10":
-                problem += "; or torchvision's cifar-10-batches-py/ (data.download=true fetches it)"
-            raise UserError(problem)
-
-
 @dataclass(frozen=True)
 class TrainerSettings:
     accelerator: str = "cpu"
@@ -147,9 +111,8 @@ class TrainerSettings:
     strategy: str = "auto"
     precision: str = "32-true"
     deterministic: bool = True
-    threads: int | None = None
+    threads: int = 1  # torch threads per process
     channels_last: bool = True
-    fold_bn_eval: bool = True
     log_every_n_steps: int = 50
     progress_bar: bool | None = None
     limit_train_batches: int | float | None = None
@@ -179,6 +142,7 @@ class RunSettings:
     optim: OptimSettings
     trainer: TrainerSettings
     logger: LoggerSettings
+    perf: PerfSettings
 
 
 def _fail(key: str, value: Any, allowed: str) -> UserError:
@@ -242,6 +206,16 @@ def _devices(cfg: DictConfig, accelerator: str) -> int:
     return _int(cfg, "trainer.devices", lo=1)
 
 
+def _threads(cfg: DictConfig, accelerator: str) -> int:
+    """trainer.threads, else OMP_NUM_THREADS (joblib's workers get cpus / n_jobs there), else
+    this node's CPUs shared among its ranks."""
+    given = _int(cfg, "trainer.threads", lo=1, none_ok=True)
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if given is None and env.isdigit() and int(env) > 0:
+        return int(env)
+    return given or max(1, cpus() // _devices(cfg, accelerator))
+
+
 def trainer_settings(cfg: DictConfig) -> TrainerSettings:
     accelerator = _choice(cfg, "trainer.accelerator", ACCELERATORS)
     progress = OmegaConf.select(cfg, "trainer.progress_bar")
@@ -250,9 +224,8 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         accelerator=accelerator, devices=_devices(cfg, accelerator), num_nodes=_int(cfg, "trainer.num_nodes", lo=1),
         strategy=_choice(cfg, "trainer.strategy", STRATEGIES), precision=_choice(cfg, "trainer.precision", PRECISIONS),
         deterministic=bool(OmegaConf.select(cfg, "trainer.deterministic")),
-        threads=_int(cfg, "trainer.threads", lo=1, none_ok=True),
+        threads=_threads(cfg, accelerator),
         channels_last=bool(OmegaConf.select(cfg, "trainer.channels_last")),
-        fold_bn_eval=bool(OmegaConf.select(cfg, "trainer.fold_bn_eval", default=True)),
         log_every_n_steps=_int(cfg, "trainer.log_every_n_steps", lo=1),
         progress_bar=None if progress is None else bool(progress),
         limit_train_batches=_limit(cfg, "trainer.limit_train_batches"),
@@ -286,18 +259,22 @@ def optim_settings(cfg: DictConfig, world_size: int) -> OptimSettings:
 
 
 def data_settings(cfg: DictConfig, t: TrainerSettings) -> DataSettings:
-    name = _choice(cfg, "data.name", DATASETS)
     d = cfg.data
+    name = OmegaConf.select(cfg, "data.name")
+    if not isinstance(name, str) or not name:
+        raise _fail("data.name", name, "the name of a data set (data=digits, cifar10, imagenet, imagefolder)")
     root = OmegaConf.select(cfg, "data.root", default=None, throw_on_missing=False)
-    procs = max(1, t.devices)
     workers = d.get("workers", 0)
-    workers = min(8, max(1, len(our_cpus()) // procs)) if workers == "auto" else _int(cfg, "data.workers", lo=0)
+    workers = min(8, max(1, cpus() // max(1, t.devices))) if workers == "auto" else _int(cfg, "data.workers", lo=0)
     pin = d.get("pin_memory", "auto")
     pin = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and _cuda()) if pin == "auto" else bool(pin)
-    default_stats = (CIFAR_MEAN, CIFAR_STD) if name == "cifar10" else (IMAGENET_MEAN, IMAGENET_STD)
-    mean, std = d.get("mean") or default_stats[0], d.get("std") or default_stats[1]
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise _fail("data.std", list(std), "3 positive numbers (and data.mean 3 numbers)")
+    stats = {}
+    for key in ("mean", "std"):
+        value = d.get(key)
+        if value is not None:
+            if len(value) != 3 or not all(isinstance(v, (int, float)) for v in value) or (key == "std" and min(value) <= 0):
+                raise _fail(f"data.{key}", list(value), "3 numbers" + (" > 0" if key == "std" else ""))
+            stats[key] = tuple(float(v) for v in value)
     return DataSettings(
         name=name, batch_size=_int(cfg, "schedule.batch_size", lo=1), resolution=_int(cfg, "data.resolution", lo=8),
         seed=_int(cfg, "seed", lo=0), root=str(root) if root is not None else None,
@@ -310,8 +287,7 @@ def data_settings(cfg: DictConfig, t: TrainerSettings) -> DataSettings:
         limit_per_class=_int(cfg, "data.limit_per_class", lo=1, none_ok=True),
         workers=workers, pin_memory=pin, persistent_workers=bool(d.get("persistent_workers", False)),
         download=bool(d.get("download", False)),
-        cache_dir=str(Path(str(OmegaConf.select(cfg, "paths.output"))) / "cache"),
-        mean=tuple(float(x) for x in mean), std=tuple(float(x) for x in std),
+        cache_dir=str(Path(str(OmegaConf.select(cfg, "paths.output"))) / "cache"), **stats,
     )
 
 
@@ -322,10 +298,12 @@ def _cuda() -> bool:
 
 
 def model_choice(cfg: DictConfig, num_classes: int, resolution: int) -> ModelChoice:
+    """What a run trains. For sampled models this is where space, regime and block are
+    resolved: the sweep callback and the run both call it."""
     kind = _choice(cfg, "model.kind", MODEL_KINDS)
     stem = OmegaConf.select(cfg, "model.stem")
-    if stem is not None and stem not in ("simple", "cifar", "resnet"):
-        raise _fail("model.stem", stem, "null (the model's own), simple, cifar or resnet")
+    if stem is not None and stem not in STEM_TYPES:
+        raise _fail("model.stem", stem, "null (the model's own), " + ", ".join(STEM_TYPES))
     common = dict(kind=kind, num_classes=num_classes, resolution=resolution, stem=stem,
                   zero_init_final_gamma=bool(OmegaConf.select(cfg, "schedule.zero_init_final_gamma")))
     if kind != "sampled":
@@ -333,13 +311,15 @@ def model_choice(cfg: DictConfig, num_classes: int, resolution: int) -> ModelCho
         if not name:
             raise UserError("model.name is required with model=timm: e.g. model.name=efficientnet_b0")
         return ModelChoice(name=str(name), **common)
-    return ModelChoice(
-        name="sampled", space=str(OmegaConf.select(cfg, "space.name")), regime=str(OmegaConf.select(cfg, "regime.name")),
-        regime_tolerance=_float(cfg, "regime.tolerance", lo=0.0, hi=1.0, lo_open=True, hi_open=True, none_ok=True),
-        regime_max_params=_float(cfg, "regime.max_params", lo=0.0, lo_open=True, none_ok=True),
-        regime_max_acts=_float(cfg, "regime.max_acts", lo=0.0, lo_open=True, none_ok=True),
-        block=str(OmegaConf.select(cfg, "block.name")), sweep_seed=_int(cfg, "sweep.seed", lo=0),
-        sample=_int(cfg, "sample", lo=0), **common)
+    space = get_space(str(OmegaConf.select(cfg, "space.name"))).name
+    regime = get_regime(
+        str(OmegaConf.select(cfg, "regime.name")),
+        tolerance=_float(cfg, "regime.tolerance", lo=0.0, hi=1.0, lo_open=True, hi_open=True, none_ok=True),
+        max_params=_float(cfg, "regime.max_params", lo=0.0, lo_open=True, none_ok=True),
+        max_acts=_float(cfg, "regime.max_acts", lo=0.0, lo_open=True, none_ok=True))
+    block = _choice(cfg, "block.name", BLOCK_TYPES)
+    return ModelChoice(name="sampled", space=space, regime=regime, block=block,
+                       sweep_seed=_int(cfg, "sweep.seed", lo=0), sample=_int(cfg, "sample", lo=0), **common)
 
 
 def logger_settings(cfg: DictConfig, run_dir: Path, run_name: str | None, tags: tuple[str, ...]) -> LoggerSettings:
@@ -353,16 +333,30 @@ def logger_settings(cfg: DictConfig, run_dir: Path, run_name: str | None, tags: 
                           group=str(OmegaConf.select(cfg, "sweep.name")), run_name=run_name, tags=tags + extra)
 
 
-def check_config(cfg: DictConfig, *, check_data: bool = True) -> None:
-    """Every value check of run_settings, without a run directory (sweeps check up front)."""
+def perf_settings(cfg: DictConfig) -> PerfSettings:
+    switches = {}
+    for name in fields(PerfSettings):
+        value = OmegaConf.select(cfg, f"perf.{name.name}", default=True)
+        if not isinstance(value, bool):
+            raise _fail(f"perf.{name.name}", value, "true or false")
+        switches[name.name] = value
+    unknown = sorted(set(OmegaConf.select(cfg, "perf", default={}) or {}) - set(switches))
+    if unknown:
+        raise _fail(f"perf.{unknown[0]}", OmegaConf.select(cfg, f"perf.{unknown[0]}"),
+                    "not a switch; the perf switches are " + ", ".join(switches))
+    return PerfSettings(**switches)
+
+
+def check_config(cfg: DictConfig) -> ModelChoice:
+    """Every value check of run_settings without a run directory (sweeps check up front);
+    returns what the runs will train."""
     t = trainer_settings(cfg)
     optim_settings(cfg, t.world_size)
     d = data_settings(cfg, t)
-    model_choice(cfg, d.num_classes or 10, d.resolution)
     logger_settings(cfg, Path("."), None, ())
+    perf_settings(cfg)
     _int(cfg, "sweep.n", lo=1)
-    if check_data:
-        check_data_root(d)
+    return model_choice(cfg, d.num_classes or 10, d.resolution)
 
 
 def run_settings(cfg: DictConfig) -> RunSettings:
@@ -376,4 +370,4 @@ def run_settings(cfg: DictConfig) -> RunSettings:
     return RunSettings(run_dir=Path(str(run_dir)), seed=_int(cfg, "seed", lo=0),
                        sweep_name=str(OmegaConf.select(cfg, "sweep.name")), model=m, data=d,
                        optim=optim_settings(cfg, t.world_size), trainer=t,
-                       logger=logger_settings(cfg, Path(str(run_dir)), None, ()))
+                       logger=logger_settings(cfg, Path(str(run_dir)), None, ()), perf=perf_settings(cfg))

@@ -17,8 +17,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from netspaces import record
 from netspaces.errors import UserError
-from netspaces.train import records
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 def refresh_population(sweep_dir: Path) -> None:
     """Rebuild the sweep's table; a failure here never fails the job that just finished."""
     try:
-        n, paths = records.write_population(sweep_dir)
-        log.info("population table: %d records -> %s", n, paths[1])
+        found, paths = record.write_population(sweep_dir)
+        log.info("population table: %d records -> %s", len(found), paths[1])
     except OSError as exc:
         log.warning("population table of %s not rebuilt: %s", sweep_dir, exc)
 
@@ -39,22 +39,21 @@ def _slurm_launcher(config: DictConfig) -> bool:
 
 def check_sweep(config: DictConfig) -> str:
     """Check the config every job will share and draw the population once; a summary line."""
-    from netspaces.train.settings import check_config
+    from netspaces.space.sampling import sample_models
+    from netspaces.train.settings import check_config, data_settings, trainer_settings
 
-    # the submitting machine may not see the cluster's data paths: jobs check them there
-    check_config(config, check_data=not _slurm_launcher(config))
-    if OmegaConf.select(config, "model.kind") != "sampled":
+    choice = check_config(config)
+    if not _slurm_launcher(config):  # the submitting machine may not see the cluster's data paths
+        from netspaces.train.data import check_data
+
+        check_data(data_settings(config, trainer_settings(config)))
+    if choice.kind != "sampled":
         return f"sweep {config.sweep.name}"
-    from netspaces.regimes import get_regime
-    from netspaces.sampling import sample_models
-
-    regime = get_regime(str(config.regime.name), tolerance=config.regime.tolerance,
-                        max_params=config.regime.max_params, max_acts=config.regime.max_acts)
     n = int(config.sweep.n)
-    samples = sample_models(str(config.space.name), regime, n, int(config.sweep.seed), block=str(config.block.name))
+    samples = sample_models(choice.space, choice.regime, n, choice.sweep_seed, block=choice.block)
     flops = [s.flops / 1e6 for s in samples]
-    return (f"population {config.sweep.name}: {n} models of {config.space.name} (block {config.block.name}) "
-            f"in {regime.name}, {min(flops):.0f}-{max(flops):.0f} MF")
+    return (f"population {config.sweep.name}: {n} models of {choice.space} (block {choice.block}) "
+            f"in {choice.regime.name}, {min(flops):.0f}-{max(flops):.0f} MF")
 
 
 class SweepCallback(Callback):
@@ -67,12 +66,12 @@ class SweepCallback(Callback):
             print(f"error: {exc}", file=sys.stderr, flush=True)
             sys.exit(2)
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        done = len(records.find_records(sweep_dir)) if sweep_dir.is_dir() else 0
+        done = len(record.find_records(sweep_dir)) if sweep_dir.is_dir() else 0
         log.info("%s -> %s%s", line, sweep_dir, f" ({done} records already there)" if done else "")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if sweep_dir.is_dir():
-            n, paths = records.write_population(sweep_dir)
-            ok = sum(r.get("status") == "ok" for r in records.find_records(sweep_dir))
-            print(f"population: {n} records ({ok} ok) -> {paths[1]} and {paths[0].name}", flush=True)
+            found, paths = record.write_population(sweep_dir)
+            print(f"population: {len(found)} records ({record.status_counts(found)}) -> {paths[1]} and "
+                  f"{paths[0].name}", flush=True)

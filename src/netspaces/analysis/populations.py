@@ -1,0 +1,221 @@
+"""Load populations: one table of trained models per design space, from any source.
+
+An INPUT is a sweep directory (its `population.jsonl` / `population.csv`, else every
+`**/result.json` below it), a CSV or JSONL file with one row per model, or
+`wandb://entity/project/group`. Only `top1_err` is required; only rows with status `ok`
+(or no status at all) are analysed, the rest are counted as `excluded`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from netspaces import record
+from netspaces.errors import UserError
+
+ERROR_COLUMN = record.ERROR_FIELD
+COMPLEXITY_COLUMNS = record.COMPLEXITY_FIELDS
+# The RegNet parameters (paper section 4); always analysed when a table has them.
+KNOWN_PARAMS = ("depth", "w0", "wa", "wm", "group_w", "bot_mul")
+# Per-stage lists (widths, depths, group widths, bottleneck ratios).
+LIST_COLUMNS = ("ws", "ds", "gs", "bs")
+WANDB_PREFIX = "wandb://"
+
+
+@dataclass
+class Population:
+    """The analysed (status ok) models of one design space."""
+
+    label: str
+    source: str
+    table: pd.DataFrame  # ok rows only, with a numeric `top1_err`
+    excluded: int = 0
+    param_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> np.ndarray:
+        return self.table[ERROR_COLUMN].to_numpy(dtype=float)
+
+    def complexity(self, column: str) -> np.ndarray | None:
+        """The column as floats, or None when any analysed model lacks it."""
+        if column not in self.table:
+            return None
+        values = pd.to_numeric(self.table[column], errors="coerce").to_numpy(dtype=float)
+        return None if np.isnan(values).any() else values
+
+
+def load_population(source: str, label: str | None = None) -> Population:
+    """Read one INPUT and keep its ok rows; raise UserError on unusable input."""
+    if source.startswith(WANDB_PREFIX):
+        from netspaces.analysis.wandb_log import read_wandb_records
+
+        frame, arch_keys = _records_to_frame(read_wandb_records(source), source)
+        name = source[len(WANDB_PREFIX):].rstrip("/").split("/")[-1]
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise UserError(f"analyze: input {source!r} does not exist (give a sweep directory, "
+                            "a .csv or .jsonl table, or wandb://entity/project/group)")
+        frame, arch_keys = read_table(path)
+        name = path.name if path.is_dir() else (
+            path.parent.name if path.stem == "population" else path.stem)
+    return _make_population(frame, source, label, name, arch_keys)
+
+
+def read_table(path: Path) -> tuple[pd.DataFrame, set[str]]:
+    """A DataFrame with one row per model, and the names of columns flattened from `arch`."""
+    if path.is_dir():
+        for candidate in (record.TABLE_JSONL, record.TABLE_CSV):
+            if (path / candidate).is_file():
+                return read_table(path / candidate)
+        result_files = sorted(path.glob(f"**/{record.RECORD_FILE}"))
+        if not result_files:
+            raise UserError(f"analyze: {path} has no {record.TABLE_JSONL}, {record.TABLE_CSV} "
+                            f"or **/{record.RECORD_FILE}")
+        records = [_read_json(f) for f in result_files]
+        return _records_to_frame(records, str(path))
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        records = []
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"analyze: {path}:{lineno} is not valid JSON ({exc.msg})") from None
+        return _records_to_frame(records, str(path))
+    if suffix == ".json":
+        data = _read_json(path)
+        return _records_to_frame(data if isinstance(data, list) else [data], str(path))
+    if suffix in (".csv", ".tsv"):
+        try:
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise UserError(f"analyze: cannot read {path} as CSV ({exc})") from None
+        for column in frame.columns:
+            if column in LIST_COLUMNS or _looks_like_json_lists(frame[column]):
+                frame[column] = frame[column].map(_parse_json_cell)
+        if "arch" in frame.columns:  # a nested record written as JSON text: flatten it too
+            frame["arch"] = frame["arch"].map(
+                lambda v: json.loads(v) if isinstance(v, str) and v.strip().startswith("{") else v)
+            return _records_to_frame(frame.to_dict("records"), str(path))
+        return frame, set()
+    raise UserError(f"analyze: {path} is not a sweep directory, .csv or .jsonl table")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"analyze: {path} is not valid JSON ({exc.msg})") from None
+
+
+def _records_to_frame(records: list[Any], source: str) -> tuple[pd.DataFrame, set[str]]:
+    """Flatten each record's `arch` dict into top-level columns (top-level keys win)."""
+    rows, arch_keys = [], set()
+    for rec in records:
+        if not isinstance(rec, dict):
+            raise UserError(f"analyze: {source} holds a record that is not a JSON object")
+        row = {k: v for k, v in rec.items() if k != "arch"}
+        arch = rec.get("arch")
+        if isinstance(arch, dict):
+            for key, value in arch.items():
+                if key not in row:
+                    row[key] = value
+                    arch_keys.add(key)
+        rows.append(row)
+    return pd.DataFrame(rows), arch_keys
+
+
+def _looks_like_json_lists(column: pd.Series) -> bool:
+    if column.dtype != object:
+        return False
+    cells = column.dropna()
+    return len(cells) > 0 and all(isinstance(c, str) and c.strip().startswith("[") for c in cells)
+
+
+def _parse_json_cell(cell: Any) -> Any:
+    if isinstance(cell, str) and cell.strip().startswith("["):
+        try:
+            return json.loads(cell)
+        except json.JSONDecodeError:
+            return cell
+    return cell
+
+
+def _make_population(frame: pd.DataFrame, source: str, label: str | None, name: str,
+                     arch_keys: set[str]) -> Population:
+    if ERROR_COLUMN not in frame.columns:
+        present = ", ".join(map(str, frame.columns[:8])) or "none"
+        raise UserError(f"analyze: {source} has no '{ERROR_COLUMN}' column "
+                        f"(columns found: {present})")
+    notes: list[str] = []
+    if "status" in frame.columns:
+        status = frame["status"]
+        is_ok = status.isna() | (status.astype(str).str.strip().str.lower() == "ok")
+    else:
+        is_ok = pd.Series(True, index=frame.index)
+    errors = pd.to_numeric(frame[ERROR_COLUMN], errors="coerce")
+    bad = is_ok & errors.isna() & frame[ERROR_COLUMN].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"analyze: {source} row {row + 1}: '{ERROR_COLUMN}' must be a number, "
+                        f"got {frame[ERROR_COLUMN].iloc[row]!r}")
+    missing = is_ok & errors.isna()
+    if missing.any():
+        notes.append(f"{int(missing.sum())} ok model(s) in {source} have no {ERROR_COLUMN}; excluded")
+    keep = is_ok & errors.notna()
+    table = frame.loc[keep].reset_index(drop=True)
+    table[ERROR_COLUMN] = errors[keep].to_numpy(dtype=float)
+    if not np.isfinite(table[ERROR_COLUMN]).all():
+        raise UserError(f"analyze: {source}: '{ERROR_COLUMN}' of an ok model is not finite")
+    if table.empty:
+        raise UserError(f"analyze: {source} has no usable models (0 rows with status ok and a "
+                        f"{ERROR_COLUMN}; {len(frame)} row(s) in all)")
+    if label is None:
+        spaces = table["space"].dropna().unique() if "space" in table else []
+        label = str(spaces[0]) if len(spaces) == 1 else name
+    return Population(label=label, source=source, table=table,
+                      excluded=int(len(frame) - keep.sum()),
+                      param_columns=_design_params(table, arch_keys), notes=notes)
+
+
+def _design_params(table: pd.DataFrame, arch_keys: set[str]) -> list[str]:
+    """Known RegNet parameters when present; other scalar `arch` entries only if they vary."""
+    params = []
+    extra = sorted(k for k in arch_keys if k not in KNOWN_PARAMS and k not in LIST_COLUMNS)
+    for column in [c for c in KNOWN_PARAMS if c in table] + extra:
+        if table[column].dtype == bool or table[column].map(
+                lambda v: isinstance(v, (list, dict, bool, str))).any():
+            continue  # only numbers are design parameters (not flags, names or lists)
+        values = pd.to_numeric(table[column], errors="coerce")
+        if values.isna().all():
+            continue
+        if column in KNOWN_PARAMS or values.nunique() > 1:
+            params.append(column)
+    return params
+
+
+def unique_labels(labels: list[str]) -> list[str]:
+    """Make labels distinct by numbering repeats ('regnetx', 'regnetx-2')."""
+    result: list[str] = []
+    for label in labels:
+        candidate, number = label, 1
+        while candidate in result:
+            number += 1
+            candidate = f"{label}-{number}"
+        result.append(candidate)
+    return result
+
+
+def safe_name(label: str) -> str:
+    """A label usable in a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "population"
