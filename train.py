@@ -31,4 +31,16 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    main()
+    from netspaces.train.hydra_conf import command_line_error  # noqa: E402
+
+    problem = command_line_error(sys.argv[1:], str(Path(__file__).resolve().parent / "conf"))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    from netspaces.train.signals import Interrupted  # noqa: E402
+
+    try:
+        main()
+    except Interrupted as sig:  # between the samples of a sweep (within one, the run says so itself)
+        print(f"{sig}: the sweep stopped; rerun the same command to resume", file=sys.stderr)
+        sys.exit(sig.exit_code)

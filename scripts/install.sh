@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up .venv: a link to a shared, content-addressed environment in the user cache.
-# The key is the hash of the pinned requirements, so fresh clones and CI reuse one ~6 GB
-# environment instead of building their own. Idempotent; safe to run concurrently.
+# Set up .venv: this checkout's small environment layered on a shared, content-addressed one
+# in the user cache. The key is the hash of the pinned requirements, so fresh clones and CI
+# reuse one ~6 GB environment instead of building their own. Idempotent; safe to run
+# concurrently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,18 +24,31 @@ if [ ! -f "$target/.complete" ]; then
 fi
 flock -u 9
 
-if [ "$(readlink .venv 2>/dev/null || true)" != "$target" ]; then
+# .venv is this checkout's own small environment layered on the shared one: its python sees
+# the shared packages (a .pth that adds the shared site-packages) and this checkout's src/ ahead
+# of them, so two checkouts never run each other's code. The shared environment holds no
+# netspaces at all. (Re)made in about a second when missing or pointing elsewhere.
+layer="shared: $target; src: $(pwd)/src"
+if [ -L .venv ] || [ "$(cat .venv/.netspaces-layer 2>/dev/null || true)" != "$layer" ]; then
     rm -rf .venv
-    ln -s "$target" .venv
+    "$PYTHON" -m venv --without-pip .venv
+    site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    shared_site=$("$target/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    echo "$(pwd)/src" > "$site/00-netspaces-src.pth"
+    echo "import site; site.addsitedir('$shared_site')" > "$site/zz-netspaces-shared.pth"
+    cat > .venv/bin/netspaces <<EOS
+#!$(pwd)/.venv/bin/python
+import sys
+from netspaces.cli import main
+sys.exit(main())
+EOS
+    chmod +x .venv/bin/netspaces
+    echo "$layer" > .venv/.netspaces-layer
 fi
-
-# The shared environment holds one editable install of netspaces; point it at this checkout.
-if ! env -u PYTHONPATH .venv/bin/python - <<'PY' 2>/dev/null
-import os, sys, netspaces
-sys.exit(0 if os.path.realpath(netspaces.__file__).startswith(os.path.realpath("src") + os.sep) else 1)
-PY
-then
-    .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+# an editable netspaces left in the shared environment by older versions would shadow nothing
+# (src/ comes first) but could confuse `pip list`: remove it once
+if [ -n "$(ls "$target"/lib/python*/site-packages/__editable__*netspaces* 2>/dev/null)" ]; then
+    "$target/bin/pip" uninstall -q -y netspaces >/dev/null 2>&1 || true
 fi
 
 # Headless chromium for the HTML-report browser test (Debian package), only when absent.

@@ -152,9 +152,13 @@ def test_sweep_directory_of_result_records(tmp_path):
     assert len(population.table) == 12 and population.excluded == 1
     assert population.param_columns == ["depth", "w0", "wa", "wm", "group_w", "bot_mul"]
     assert population.table["ds"].map(len).eq(4).all()
-    # A population.jsonl in the directory takes precedence over the records.
+    # The records themselves are read, not a population.jsonl that may be stale; the table
+    # is read where there are no records (a table copied out of its sweep).
     (tmp_path / "sweep" / "population.jsonl").write_text(records[0] + "\n")
-    assert len(load_population(str(tmp_path / "sweep")).table) == 1
+    assert len(load_population(str(tmp_path / "sweep")).table) == 12
+    (tmp_path / "copied").mkdir()
+    (tmp_path / "copied" / "population.jsonl").write_text(records[0] + "\n")
+    assert len(load_population(str(tmp_path / "copied")).table) == 1
 
 
 def test_repeated_labels_are_numbered(tmp_path):

@@ -48,13 +48,26 @@ def test_ks_identical_and_disjoint_populations():
     assert ks_statistic(np.array([1.0, 2]), np.array([3.0, 4, 5])) == 1.0
 
 
-def test_ks_pvalue_is_scipys_asymptotic_two_sample_value():
+def test_ks_pvalue_is_exact_for_small_populations_and_names_its_method():
     a, b = np.arange(20.0), np.arange(10.0) + 8.5
     d = ks_statistic(a, b)
     # B = 8.5..17.5. For 8 < e ≤ 8.5: F_A = 9/20 (0..8), F_B = 0; nowhere is the gap larger
     # (at the top, F_A(≤17.5) = 18/20 against F_B = 1).
     assert d == pytest.approx(9 / 20)
-    assert ks_pvalue(a, b) == pytest.approx(stats.kstwo.sf(d, round(20 * 10 / 30)))
+    p, method = ks_pvalue(a, b)
+    assert method == "exact" and p == pytest.approx(stats.ks_2samp(a, b, method="exact").pvalue)
+    # three models each, fully separated: the exact two-sided p is 2/C(6,3) = 0.1; the
+    # asymptotic approximation says ~0.02, far too sure of itself at this n
+    p, method = ks_pvalue(np.array([1.0, 2, 3]), np.array([4.0, 5, 6]))
+    assert method == "exact" and p == pytest.approx(0.1)
+    assert stats.ks_2samp([1.0, 2, 3], [4.0, 5, 6], method="asymp").pvalue < 0.05
+
+
+def test_ks_pvalue_is_asymptotic_beyond_scipys_exact_range():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=10_001), rng.normal(0.05, size=300)
+    p, method = ks_pvalue(a, b)
+    assert method == "asymptotic" and p == pytest.approx(stats.ks_2samp(a, b, method="asymp").pvalue)
 
 
 # --- normalized EDF -------------------------------------------------------------------------

@@ -35,8 +35,9 @@ def test_population_table_from_records(tmp_path):
     for i, err in [(1, 30.5), (0, 25.0), (2, None)]:
         record.write_record(tmp_path / f"sample_00{i}", _record(i, err, "ok" if err else "diverged"))
     record.write_record(tmp_path / "sample_000" / "wandb" / "x", _record(9, 1.0))  # W&B's copy is not a run
-    found, (jsonl, table) = record.write_population(tmp_path)
-    assert len(found) == 3
+    got = record.write_population(tmp_path)
+    jsonl, table = got.paths
+    assert len(got.records) == 3 and not got.broken and not got.others
     rows = list(csv.DictReader(table.open()))
     assert [r["sample"] for r in rows] == ["0", "1", "2"] and rows[0]["status"] == "ok"
     assert json.loads(rows[0]["ws"]) == [8, 16] and rows[0]["wm"] == "2.5"  # arch flattened, lists as JSON

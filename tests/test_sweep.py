@@ -125,7 +125,7 @@ def test_ddp_sweep_runs_several_jobs_in_one_process(tmp_path):
     _only_this_sweep(tmp_path)
 
 
-def test_an_exception_in_a_job_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path):
+def test_a_failing_job_is_recorded_the_sweep_goes_on_and_exits_non_zero(tmp_path):
     tree = tmp_path / "broken"
     for split in ("train", "val"):
         for cls in ("a", "b"):
@@ -133,9 +133,13 @@ def test_an_exception_in_a_job_is_recorded_as_failed_and_the_sweep_goes_on(tmp_p
             (tree / split / cls / "0.jpg").write_bytes(b"not a jpeg")
     out = run_train(["-m", "sweep.n=1", "seed=0,1", "data=imagefolder", f"data.root={tree}", "data.resolution=32",
                      "data.workers=0", *TINY, f"paths.output={tmp_path / 'out'}"], tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert out.stderr.count(f"error: cannot read image {tree / 'train'}") == 2  # one line per job, naming the file
     recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "sweeps").rglob("result.json")]
     assert len(recs) == 2 and {r["seed"] for r in recs} == {0, 1}
     assert all(r["status"] == "failed" and "UnidentifiedImageError" in r["error"] for r in recs)
-    table = _table(tmp_path / "out" / "sweeps" / "regnetx-400mf-imagefolder-quick-s0")
-    assert sorted((r["seed"], r["status"]) for r in table) == [("0", "failed"), ("1", "failed")]
+    # two training seeds are two experiments: two populations, each with its own table
+    base = tmp_path / "out" / "sweeps" / "regnetx-400mf-imagefolder-quick-s0"
+    other = [d for d in base.parent.iterdir() if d.name.startswith(base.name + "-")]
+    assert [r["seed"] for r in _table(base)] == ["0"] and len(other) == 1 and [r["seed"] for r in _table(other[0])] == ["1"]
+    assert "2 of 2 samples not ok (2 failed)" in out.stderr

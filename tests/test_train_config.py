@@ -148,7 +148,7 @@ def test_data_roots_are_checked(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         check(["data=imagenet", f"data.root={tmp_path / 'nope'}"])
     (tmp_path / "empty" / "train" / "cls").mkdir(parents=True)
-    (tmp_path / "empty" / "val").mkdir()
+    (tmp_path / "empty" / "val" / "cls").mkdir(parents=True)
     with pytest.raises(UserError, match="no images under"):
         check(["data=imagefolder", f"data.root={tmp_path / 'empty'}"])
     with pytest.raises(UserError, match="data.root is required"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -22,9 +23,30 @@ NORM_CHOICES = (*record.COMPLEXITY_FIELDS, "none")
 DEFAULT_N_BOOT = 10_000
 
 
+class _Version(argparse.Action):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        import netspaces
+
+        print(f"netspaces {netspaces.__version__} ({Path(netspaces.__file__).parent})")  # unwrapped: scripts read it
+        parser.exit()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse's default also prints usage)
         raise UserError(f"{self.prog}: {message}")
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -135,11 +157,14 @@ def cmd_collect(a) -> int:
     if not a.sweep_dir.is_dir():
         raise UserError(f"collect: {a.sweep_dir} is not a directory (give a sweep directory, "
                         "e.g. outputs/sweeps/regnetx-400mf-digits-population-s0)")
-    found, paths = record.write_population(a.sweep_dir)
-    if not found:
+    got = record.write_population(a.sweep_dir)
+    if not got.records and not got.broken and not got.others:
         raise UserError(f"collect: no {record.RECORD_FILE} below {a.sweep_dir}")
-    print(f"{len(found)} records ({record.status_counts(found)}) -> {paths[1]}, {paths[0]}")
-    return 0
+    print(f"{len(got.records)} records ({record.status_counts(got.records) or 'none'}) -> {got.paths[1]}, {got.paths[0]}")
+    problems = got.problem_lines()
+    for line in problems:
+        print(f"netspaces: {line}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 # ---------------------------------------------------------------- time
@@ -165,17 +190,18 @@ def cmd_time(a) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="netspaces", description="Design network design spaces (RegNet, CVPR 2020).")
+    p.add_argument("--version", action=_Version, help="the version and where this netspaces runs from")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     d = sub.add_parser("describe", help="widths, depths, groups, flops/params/acts of a model")
     d.add_argument("name", nargs="?", help="a zoo model, e.g. RegNetX-400MF or regnety_1.6gf")
     d.add_argument("--depth", type=int, help="d: number of blocks")
     d.add_argument("--w0", type=int, help="initial width (multiple of 8)")
-    d.add_argument("--wa", type=float, help="width slope")
-    d.add_argument("--wm", type=float, help="width multiplier (> 1)")
+    d.add_argument("--wa", type=_finite_float, help="width slope")
+    d.add_argument("--wm", type=_finite_float, help="width multiplier (> 1)")
     d.add_argument("--group-w", type=int, help="group width g")
-    d.add_argument("--bot-mul", type=float, default=1.0, help="bottleneck multiplier (1/b), default 1")
-    d.add_argument("--se-r", type=float, default=0.0, help="squeeze-excitation ratio (Y block: 0.25)")
+    d.add_argument("--bot-mul", type=_finite_float, default=1.0, help="bottleneck multiplier (1/b), default 1")
+    d.add_argument("--se-r", type=_finite_float, default=0.0, help="squeeze-excitation ratio (Y block: 0.25)")
     d.add_argument("--resolution", type=int, default=224)
     d.add_argument("--json", action="store_true", help="one JSON object")
     d.set_defaults(func=cmd_describe)
@@ -246,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"netspaces: error: {e}", file=sys.stderr)
         return 2
+    except record.DiskFull as e:
+        print(f"netspaces: error: {e}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `netspaces sample ... | head`
         return 0
 

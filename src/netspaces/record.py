@@ -11,6 +11,7 @@ directory, flushed to disk, then renamed, so a reader or a killed run never sees
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -24,8 +25,9 @@ from typing import Any, Iterator
 RECORD_FILE = "result.json"
 TABLE_CSV = "population.csv"
 TABLE_JSONL = "population.jsonl"
-STATUSES = ("ok", "diverged", "failed")
-DONE = ("ok", "diverged")  # a rerun skips these; `failed` runs are retried
+IDENTITY_FILE = "identity.json"  # a sweep directory's population identity (train/identity.py)
+STATUSES = ("ok", "diverged", "failed", "interrupted")
+DONE = ("ok", "diverged")  # a rerun skips these; `failed` and `interrupted` runs resume or retry
 ERROR_FIELD = "top1_err"  # what populations are compared by (%, final epoch)
 COMPLEXITY_FIELDS = ("flops", "params", "acts")
 NOT_IN_TABLE = ("config", "history")  # large: read them from result.json
@@ -35,7 +37,7 @@ NOT_IN_TABLE = ("config", "history")  # large: read them from result.json
 class Record:
     """One trained model: what it was, how it ended, under which experiment."""
 
-    status: str  # ok | diverged (NaN/inf loss) | failed (an exception, named in `error`)
+    status: str  # ok | diverged (NaN/inf loss) | failed (an exception, in `error`) | interrupted (a signal)
     # what was trained
     name: str | None = None
     space: str | None = None
@@ -60,6 +62,8 @@ class Record:
     error: str | None = None
     resumed_from_epoch: int | None = None
     # the experiment
+    identity: str | None = None  # hash of everything that changes what the run computes (train/identity.py)
+    precision: str | None = None  # the precision actually used
     data: str | None = None
     schedule: str | None = None
     sweep: str | None = None
@@ -100,22 +104,41 @@ def clean(value: Any) -> Any:
 
 # ---------------------------------------------------------------- atomic files
 
+TMP_MARK = ".tmp"  # temporary files are `.<name>.<pid>.tmp[suffix]`: hidden, and found by cleanup
+
+
+class DiskFull(OSError):
+    """No space (or quota) left where netspaces writes: one line naming the file."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 @contextmanager
 def atomic_target(path: Path, suffix: str = "") -> Iterator[Path]:
     """A temporary path to write `path`'s content to; on success it is flushed to disk and
     renamed over `path`, on any error removed. `suffix` ends the temporary name (np.savez
-    appends .npz to a name without it)."""
+    appends .npz to a name without it). A full disk raises DiskFull."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_MARK}{suffix}")
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(exc, DiskFull):
+            raise DiskFull(exc.errno, f"no space left on the device writing {path}") from None
         raise
+
+
+def remove_partial_writes(directory: Path) -> list[Path]:
+    """Temporary files an interrupted write left in `directory` (not below it), removed."""
+    found = [p for p in Path(directory).glob(f".*{TMP_MARK}*") if p.is_file()] if Path(directory).is_dir() else []
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
 
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
@@ -135,25 +158,64 @@ def write_record(run_dir: Path, record: Record) -> Path:
 
 def read_record(run_dir: Path) -> dict | None:
     """The run's record as written (a dict with the Record's fields), or None when there is
-    none or it is unreadable."""
+    none or it is unreadable (`check_record` says why)."""
+    return load_record(Path(run_dir) / RECORD_FILE)[0]
+
+
+def load_record(path: Path) -> tuple[dict | None, str | None]:
+    """(record, None), or (None, why it cannot be used) for a file that exists."""
     try:
-        record = json.loads((Path(run_dir) / RECORD_FILE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"unreadable ({type(exc).__name__})"
+    if not text.strip():
+        return None, "empty file"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at line {exc.lineno})"
+    if not isinstance(data, dict) or data.get("status") not in STATUSES:
+        return None, "not a result record (no valid status)"
+    return data, None
 
 
-def find_records(sweep_dir: Path) -> list[dict]:
-    """All records below a sweep directory, ordered by sample then directory (hidden
-    directories and W&B's copies are not runs)."""
-    found = []
+def scan_records(sweep_dir: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """All records below a sweep directory, ordered by sample then directory, and the record
+    files that cannot be used with the reason (hidden directories and W&B's copies are not
+    runs)."""
+    found, broken = [], []
     for path in sorted(Path(sweep_dir).rglob(RECORD_FILE)):
         if any(part.startswith(".") or part == "wandb" for part in path.relative_to(sweep_dir).parts[:-1]):
             continue
-        record = read_record(path.parent)
-        if record is not None:
-            found.append(record)
-    return sorted(found, key=lambda r: (r.get("sample") is None, r.get("sample") or 0, str(r.get("run_dir"))))
+        rec, why = load_record(path)
+        if rec is not None:
+            found.append(rec)
+        elif why is not None:
+            broken.append((path, why))
+    found.sort(key=lambda r: (r.get("sample") is None, r.get("sample") or 0, str(r.get("run_dir"))))
+    return found, broken
+
+
+def find_records(sweep_dir: Path) -> list[dict]:
+    return scan_records(sweep_dir)[0]
+
+
+def sweep_identity(sweep_dir: Path) -> str | None:
+    """The identity hash a sweep directory was started with (None for one without)."""
+    try:
+        data = json.loads((Path(sweep_dir) / IDENTITY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("hash") if isinstance(data, dict) else None
+
+
+def by_identity(records: list[dict]) -> dict[str | None, list[dict]]:
+    groups: dict[str | None, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r.get("identity"), []).append(r)
+    return groups
 
 
 # ---------------------------------------------------------------- the population table
@@ -189,18 +251,54 @@ def _locked(sweep_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def write_population(sweep_dir: Path) -> tuple[list[dict], list[Path]]:
-    """Rebuild population.jsonl and population.csv from every record below `sweep_dir`;
-    returns the records and the two paths."""
+@dataclass
+class Collected:
+    """What `write_population` found and wrote."""
+
+    records: list[dict]  # the population: records of the sweep directory's identity
+    paths: list[Path]  # population.jsonl, population.csv
+    broken: list[tuple[Path, str]]  # record files that cannot be used, and why
+    others: dict[str | None, list[dict]]  # records of other identities (None: recorded without one)
+    other_paths: dict[str | None, list[Path]]  # population-<6 hex>.jsonl/.csv of each
+
+    def problem_lines(self) -> list[str]:
+        """One line per kind of record that is not in the population table."""
+        lines = []
+        if self.broken:
+            lines.append(f"{len(self.broken)} unusable record(s), not in the table (rerun the sweep command to "
+                         "redo them): " + "; ".join(f"{p}: {why}" for p, why in self.broken))
+        for h, recs in self.others.items():
+            runs = ", ".join(str(r.get("run_dir")) for r in recs[:5]) + (" …" if len(recs) > 5 else "")
+            lines.append(f"{len(recs)} record(s) of another experiment (identity {(h or 'none')[:6]}) kept apart "
+                         f"in {self.other_paths[h][1].name}: {runs}")
+        return lines
+
+
+def _write_table(sweep_dir: Path, stem: str, records: list[dict]) -> list[Path]:
+    jsonl = "".join(json.dumps(clean({k: v for k, v in r.items() if k not in NOT_IN_TABLE})) + "\n" for r in records)
+    paths = [sweep_dir / f"{stem}.jsonl", sweep_dir / f"{stem}.csv"]
+    write_atomic(paths[0], jsonl)
+    write_atomic(paths[1], _csv_text([clean(table_row(r)) for r in records]))
+    return paths
+
+
+def write_population(sweep_dir: Path) -> Collected:
+    """Rebuild population.jsonl and population.csv from the records below `sweep_dir` that
+    share the directory's identity (all of them when it has none and they agree; none when it
+    has none and they do not). Records of another identity never enter it: each such identity
+    gets population-<6 hex>.* of its own."""
     sweep_dir = Path(sweep_dir)
     with _locked(sweep_dir):
-        records = find_records(sweep_dir)
-        jsonl = "".join(json.dumps(clean({k: v for k, v in r.items() if k not in NOT_IN_TABLE})) + "\n"
-                        for r in records)
-        paths = [sweep_dir / TABLE_JSONL, sweep_dir / TABLE_CSV]
-        write_atomic(paths[0], jsonl)
-        write_atomic(paths[1], _csv_text([clean(table_row(r)) for r in records]))
-    return records, paths
+        remove_partial_writes(sweep_dir)  # a table write that was killed; nobody else writes here now
+        records, broken = scan_records(sweep_dir)
+        groups = by_identity(records)
+        main = sweep_identity(sweep_dir)
+        if main is None and len(groups) == 1:  # a sweep of one experiment (or from before identities)
+            main = next(iter(groups))
+        population = groups.pop(main, []) if main is not None or len(groups) == 1 else []
+        paths = _write_table(sweep_dir, TABLE_JSONL.rsplit(".", 1)[0], population)
+        other_paths = {h: _write_table(sweep_dir, f"population-{(h or 'unknown')[:6]}", rs) for h, rs in groups.items()}
+    return Collected(population, paths, broken, groups, other_paths)
 
 
 def status_counts(records: list[dict]) -> str:

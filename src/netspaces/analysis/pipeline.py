@@ -9,7 +9,7 @@ from netspaces.analysis import bootstrap
 from netspaces.analysis.plots import render_all
 from netspaces.analysis.report import build_html, write_outputs
 from netspaces.analysis.summary import NORM_CHOICES, Analysis, summarize
-from netspaces.analysis.populations import Population, load_population, unique_labels
+from netspaces.analysis.populations import Population, load_populations, unique_labels
 from netspaces.errors import UserError
 
 
@@ -31,8 +31,8 @@ def analyze(inputs: list[str], out: Path, labels: list[str] | None = None, norm:
     if labels and len(labels) != len(inputs):
         raise UserError(f"analyze: {len(labels)} --label value(s) for {len(inputs)} INPUT(s); "
                         "give one --label per INPUT or none")
-    populations = [load_population(str(source), labels[i] if labels else None)
-                   for i, source in enumerate(inputs)]
+    populations = [p for i, source in enumerate(inputs)
+                   for p in load_populations(str(source), labels[i] if labels else None)]
     distinct = unique_labels([p.label for p in populations])
     renamed = [f"{p.label!r} -> {new!r}" for p, new in zip(populations, distinct) if p.label != new]
     for p, new in zip(populations, distinct):

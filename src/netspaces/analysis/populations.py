@@ -53,7 +53,19 @@ class Population:
 
 
 def load_population(source: str, label: str | None = None) -> Population:
-    """Read one INPUT and keep its ok rows; raise UserError on unusable input."""
+    """Read one INPUT that holds one experiment; raise UserError on unusable input."""
+    found = load_populations(source, label)
+    if len(found) > 1:
+        raise UserError(f"analyze: {source} holds {len(found)} experiments (identities "
+                        f"{', '.join(p.label for p in found)}); analyze them apart")
+    return found[0]
+
+
+def load_populations(source: str, label: str | None = None) -> list[Population]:
+    """Read one INPUT and keep its ok rows: one population per experiment it holds (rows of
+    different `identity` are never mixed: a second identity becomes its own population,
+    labelled with its hash, and a note says so). Raise UserError on unusable input."""
+    broken: list[tuple[Path, str]] = []
     if source.startswith(WANDB_PREFIX):
         from netspaces.analysis.wandb_log import read_wandb_records
 
@@ -64,10 +76,36 @@ def load_population(source: str, label: str | None = None) -> Population:
         if not path.exists():
             raise UserError(f"analyze: input {source!r} does not exist (give a sweep directory, "
                             "a .csv or .jsonl table, or wandb://entity/project/group)")
-        frame, arch_keys = read_table(path)
+        if path.is_dir() and any(path.rglob(record.RECORD_FILE)):
+            records, broken = record.scan_records(path)  # the records themselves, not a table that may be stale
+            if not records:
+                raise UserError(f"analyze: {path} has no usable {record.RECORD_FILE} ("
+                                + "; ".join(f"{p}: {why}" for p, why in broken) + ")")
+            frame, arch_keys = _records_to_frame(
+                [{k: v for k, v in r.items() if k not in record.NOT_IN_TABLE} for r in records], str(path))
+        else:
+            frame, arch_keys = read_table(path)
         name = path.name if path.is_dir() else (
             path.parent.name if path.stem == "population" else path.stem)
-    return _make_population(frame, source, label, name, arch_keys)
+    notes = [f"{len(broken)} unusable record(s) left out: " + "; ".join(f"{p}: {why}" for p, why in broken)] \
+        if broken else []
+    groups = [(None, frame)]
+    if "identity" in frame.columns and frame["identity"].nunique(dropna=False) > 1:
+        groups = [(h, g.reset_index(drop=True)) for h, g in frame.groupby("identity", dropna=False, sort=False)]
+        notes.append(f"{source} holds {len(groups)} experiments (identities "
+                     f"{', '.join(_tag(h) for h, _ in groups)}): analysed as separate populations")
+    out = []
+    for h, g in groups:
+        p = _make_population(g, source, label, name, arch_keys)
+        if h is not None or len(groups) > 1:
+            p.label = f"{p.label}-{_tag(h)}"
+        p.notes[:0] = notes
+        out.append(p)
+    return out
+
+
+def _tag(h) -> str:
+    return "unknown" if h is None or (isinstance(h, float) and np.isnan(h)) else str(h)[:6]
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, set[str]]:
@@ -172,11 +210,19 @@ def _make_population(frame: pd.DataFrame, source: str, label: str | None, name: 
     missing = is_ok & errors.isna()
     if missing.any():
         notes.append(f"{int(missing.sum())} ok model(s) in {source} have no {ERROR_COLUMN}; excluded")
-    keep = is_ok & errors.notna()
+    impossible = is_ok & errors.notna() & ~errors.between(0, 100)  # NaN and ±inf fail between too
+    for column in COMPLEXITY_COLUMNS:
+        if column in frame.columns:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            impossible |= is_ok & frame[column].notna() & ~(np.isfinite(values) & (values >= 0))
+    if impossible.any():
+        rows = [_row_name(frame, i) for i in np.flatnonzero(impossible.to_numpy())]
+        notes.append(f"{len(rows)} model(s) in {source} excluded for impossible values ({ERROR_COLUMN} outside "
+                     f"[0, 100] or a negative or non-finite flops/params/acts): " + ", ".join(rows[:10])
+                     + (" …" if len(rows) > 10 else ""))
+    keep = is_ok & errors.notna() & ~impossible
     table = frame.loc[keep].reset_index(drop=True)
     table[ERROR_COLUMN] = errors[keep].to_numpy(dtype=float)
-    if not np.isfinite(table[ERROR_COLUMN]).all():
-        raise UserError(f"analyze: {source}: '{ERROR_COLUMN}' of an ok model is not finite")
     if table.empty:
         raise UserError(f"analyze: {source} has no usable models (0 rows with status ok and a "
                         f"{ERROR_COLUMN}; {len(frame)} row(s) in all)")
@@ -186,6 +232,13 @@ def _make_population(frame: pd.DataFrame, source: str, label: str | None, name: 
     return Population(label=label, source=source, table=table,
                       excluded=int(len(frame) - keep.sum()),
                       param_columns=_design_params(table, arch_keys), notes=notes)
+
+
+def _row_name(frame: pd.DataFrame, i: int) -> str:
+    """A row named by its run directory when it has one, else by its row number."""
+    if "run_dir" in frame.columns and isinstance(frame["run_dir"].iloc[i], str):
+        return frame["run_dir"].iloc[i]
+    return f"row {i + 1}"
 
 
 def _design_params(table: pd.DataFrame, arch_keys: set[str]) -> list[str]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import html
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 from netspaces.analysis.summary import Analysis
-from netspaces.record import write_atomic
+from netspaces.record import atomic_target
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
@@ -23,7 +24,7 @@ table { border-collapse: collapse; margin: .5rem 0; font-size: .95rem; }
 th, td { border: 1px solid #ccc; padding: .3rem .7rem; text-align: right; }
 th { background: #f2f4f7; } td.text, th:first-child { text-align: left; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #555; font-size: .9rem; } .notes li { color: #555; }
+figcaption { color: #555; font-size: .9rem; } .notes li { color: #555; } .warnings li { color: #a00; }
 """
 
 _CAPTIONS = {
@@ -73,7 +74,7 @@ def build_html(analysis: Analysis, plots: dict[str, bytes], title: str = "netspa
     sources = sources or {}
     summary_rows = [[label, p["n"], p["min"], p["mean"], p["median"], p["excluded"],
                      sources.get(label, "")] for label, p in s["populations"].items()]
-    ks_rows = [[pair, k["plain"], k["normalized"], k["p_value"]] for pair, k in s["ks"].items()]
+    ks_rows = [[pair, k["plain"], k["normalized"], k["p_value"], k["p_method"]] for pair, k in s["ks"].items()]
     boot_rows = [[label, param, r["lo"], r["median"], r["hi"]]
                  for label, params in s["bootstrap"].items() for param, r in params.items()]
     parts = [
@@ -84,12 +85,15 @@ def build_html(analysis: Analysis, plots: dict[str, bytes], title: str = "netspa
         _table("summary", ["population", "n", "min error", "mean error", "median error",
                            "excluded", "source"], summary_rows),
         "<h2>Kolmogorov–Smirnov tests</h2>",
-        _table("ks", ["pair", "D (plain)", "D (normalized)", "p-value (plain, asymptotic)"], ks_rows)
+        _table("ks", ["pair", "D (plain)", "D (normalized)", "p-value (plain)", "p-value method"], ks_rows)
         if ks_rows else "<p>One population: nothing to compare.</p>",
         "<h2>Bootstrap good ranges of the best model's parameters</h2>",
         _table("bootstrap", ["population", "parameter", "2.5%", "median", "97.5%"], boot_rows)
         if boot_rows else "<p>No design-parameter columns.</p>",
     ]
+    if analysis.warnings:
+        parts.append('<h2>Warnings</h2><ul class="warnings">'
+                     + "".join(f"<li>{html.escape(w)}</li>" for w in analysis.warnings) + "</ul>")
     if analysis.notes:
         parts.append('<h2>Notes</h2><ul class="notes">'
                      + "".join(f"<li>{html.escape(n)}</li>" for n in analysis.notes) + "</ul>")
@@ -101,16 +105,23 @@ def build_html(analysis: Analysis, plots: dict[str, bytes], title: str = "netspa
 
 def write_outputs(out_dir: Path, analysis: Analysis, plots: dict[str, bytes],
                   html_text: str) -> list[Path]:
-    """Write summary.json, edf.csv, the plots and report.html into `out_dir`; return the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write summary.json, edf.csv, the plots and report.html into `out_dir`, all or none:
+    every file is written to a temporary name first and renamed only once all were written
+    (a full disk leaves the folder as it was). Returns the paths."""
     files: dict[str, bytes] = {
         "summary.json": (json.dumps(analysis.summary, indent=2) + "\n").encode(),
         "edf.csv": analysis.edf_table.to_csv(index=False).encode(),
         **plots,
         "report.html": html_text.encode(),
     }
-    written = []
-    for name, data in files.items():
-        write_atomic(out_dir / name, data)
-        written.append(out_dir / name)
-    return written
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with ExitStack() as stack:
+            for name, data in files.items():
+                stack.enter_context(atomic_target(out_dir / name)).write_bytes(data)
+    except BaseException:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    return [out_dir / name for name in files]

@@ -22,6 +22,8 @@ from netspaces.analysis.populations import Population
 from netspaces.record import COMPLEXITY_FIELDS
 
 NORM_CHOICES = (*COMPLEXITY_FIELDS, "none")
+MIN_N_KS = 5  # below this a KS distance says little: a warning
+MIN_N_BOOTSTRAP = 10  # below this a bootstrap good range is mostly the few models themselves
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Analysis:
     edf_table: pd.DataFrame
     weights: dict[str, np.ndarray]  # label -> normalized-EDF weight of each model
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # where a statistic rests on too few models
 
 
 def normalization_weights(populations: list[Population], norm: str,
@@ -69,13 +72,20 @@ def summarize(populations: list[Population], norm: str = "flops", bins: int | No
         stats[p.label] = {"n": int(len(e)), "min": float(e.min()), "mean": float(e.mean()),
                           "median": float(np.median(e)), "excluded": int(p.excluded)}
 
+    warnings = []
     ks = {}
     for a, b in combinations(populations, 2):
+        p_value, method = ks_pvalue(a.errors, b.errors)
         ks[f"{a.label} vs {b.label}"] = {
             "plain": ks_statistic(a.errors, b.errors),
             "normalized": ks_statistic(a.errors, b.errors, weights[a.label], weights[b.label]),
-            "p_value": ks_pvalue(a.errors, b.errors),
+            "p_value": p_value, "p_method": method,
         }
+    if len(populations) > 1:
+        small = [f"{p.label} (n={len(p.errors)})" for p in populations if len(p.errors) < MIN_N_KS]
+        if small:
+            warnings.append(f"KS tests involving {', '.join(small)} rest on fewer than {MIN_N_KS} models: "
+                            "distances this coarse are rarely significant")
 
     boot: dict[str, dict[str, dict[str, float]]] = {}
     for p in populations:
@@ -86,6 +96,9 @@ def summarize(populations: list[Population], norm: str = "flops", bins: int | No
         if not p.param_columns:
             notes.append(f"{p.label}: no design-parameter columns; bootstrap and parameter "
                          "plots skipped")
+        elif len(p.errors) < MIN_N_BOOTSTRAP:
+            warnings.append(f"{p.label}: bootstrap good ranges from {len(p.errors)} model(s) (fewer than "
+                            f"{MIN_N_BOOTSTRAP}) mostly repeat those models' own values; do not read them as ranges")
 
     rows = []
     for p in populations:
@@ -96,8 +109,8 @@ def summarize(populations: list[Population], norm: str = "flops", bins: int | No
             "F_norm": weighted_edf(e, weights[p.label], e[order])}))
     edf_table = pd.concat(rows, ignore_index=True)
 
-    summary = {"populations": stats, "ks": ks, "bootstrap": boot, "notes": notes}
-    return Analysis(summary=summary, edf_table=edf_table, weights=weights, notes=notes)
+    summary = {"populations": stats, "ks": ks, "bootstrap": boot, "warnings": warnings, "notes": notes}
+    return Analysis(summary=summary, edf_table=edf_table, weights=weights, notes=notes, warnings=warnings)
 
 
 def format_summary(analysis: Analysis) -> str:
@@ -111,7 +124,9 @@ def format_summary(analysis: Analysis) -> str:
                      f"  median={s['median']:.3f}{excluded}")
     for pair, k in analysis.summary["ks"].items():
         lines.append(f"KS {pair}: D={k['plain']:.4f} (normalized {k['normalized']:.4f}), "
-                     f"p={k['p_value']:.4g}")
+                     f"p={k['p_value']:.4g} ({k['p_method']})")
+    for warning in analysis.warnings:
+        lines.append(f"WARNING: {warning}")
     for note in analysis.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)

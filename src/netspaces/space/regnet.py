@@ -10,6 +10,7 @@ of the group width. All rounding is half-to-even (numpy and Python agree).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,11 @@ class RegNetParams:
     q: int = 8
 
     def validate(self) -> None:
+        for name in ("w0", "wa", "wm", "bot_mul", "se_r"):
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(f"{name} must be a finite number; got {getattr(self, name)}")
+        if not 0 <= self.se_r < 1:
+            raise UserError(f"se_r (squeeze-excitation ratio) must be in [0, 1); got {self.se_r}")
         if self.depth < 1:
             raise UserError(f"depth must be >= 1; got {self.depth}")
         if self.w0 <= 0 or self.w0 % self.q:

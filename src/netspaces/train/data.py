@@ -13,6 +13,7 @@ padded with duplicates (every image counts once in the error).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,11 +26,12 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from netspaces.errors import UserError
-from netspaces.record import atomic_target
+from netspaces.errors import DataError, UserError
+from netspaces.record import DiskFull, atomic_target
+from netspaces.train import image_tree
 from netspaces.train.settings import DataSettings
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+log = logging.getLogger(__name__)
 
 # AlexNet-style PCA lighting (RGB, pixels in [0, 1]), as pycls uses for ImageNet
 EIG_VALS = (0.2175, 0.0188, 0.0045)
@@ -119,37 +121,54 @@ def load_digits_split(s: DataSettings):
     return images[idx_train], labels[idx_train], images[idx_val], labels[idx_val]
 
 
+def open_rgb(path: str):
+    """An image as RGB (greyscale too); a file PIL cannot read is a DataError naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 — truncated, empty, not an image: all one answer
+        raise DataError(f"cannot read image {path} ({type(exc).__name__}: {exc}); fix or remove it, "
+                        "or check every image up front with data.verify=true") from None
+
+
 def _decode(path: str, resolution: int) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (resolution, resolution):
-            im = im.resize((resolution, resolution), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
+    im = open_rgb(path)
+    if im.size != (resolution, resolution):
+        im = im.resize((resolution, resolution), Image.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
 
 
 def _folder_arrays(s: DataSettings, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """An ImageFolder split decoded to uint8 (N, H, W, 3) + labels, cached as .npz."""
-    from torchvision.datasets import ImageFolder
-
-    root = Path(s.root).resolve()
-    key = hashlib.sha1(f"{root}|{split}|{s.limit_per_class}|{s.resolution}".encode()).hexdigest()[:16]
+    """An ImageFolder split decoded to uint8 (N, H, W, 3) + labels, cached as .npz. The cache
+    key is the content that matters: every file's name, size and mtime, and the options."""
+    listing = image_tree.list_split(Path(s.root), split)
+    content = image_tree.digest(listing, mtimes=True)
+    key = hashlib.sha256(f"{content}|{s.limit_per_class}|{s.resolution}".encode()).hexdigest()[:24]
     cache = Path(s.cache_dir) / f"{s.name}-{split}-{key}.npz" if s.cache_dir else None
     if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            return z["x"], z["y"]
-    samples = ImageFolder(str(root / split)).samples
-    labels = np.array([c for _, c in samples], np.int64)
+        try:
+            with np.load(cache) as z:
+                return z["x"], z["y"]
+        except (OSError, ValueError, KeyError, EOFError):  # a damaged cache file: decode again
+            cache.unlink(missing_ok=True)
+    labels = np.array(listing.labels(), np.int64)
     keep = limit_per_class(labels, s.limit_per_class)
-    paths = [samples[i][0] for i in keep]
+    all_paths = listing.paths()
+    paths = [all_paths[i] for i in keep]
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
         x = np.stack(list(pool.map(lambda p: _decode(p, s.resolution), paths, chunksize=256)))
     y = labels[keep]
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_target(cache, suffix=".npz") as tmp:
-            np.savez(tmp, x=x, y=y)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_target(cache, suffix=".npz") as tmp:
+                np.savez(tmp, x=x, y=y)
+        except DiskFull as exc:  # the cache only saves time: train without it
+            log.warning("decoded data not cached: %s", exc)
     return x, y
 
 
@@ -265,7 +284,7 @@ class FolderData(LightningDataModule):
     def _folder(self, split: str, train: bool):
         from torchvision.datasets import ImageFolder
 
-        ds = ImageFolder(str(Path(self.s.root) / split), transform=folder_transforms(self.s, train))
+        ds = ImageFolder(str(Path(self.s.root) / split), transform=folder_transforms(self.s, train), loader=open_rgb)
         keep = limit_per_class(np.array(ds.targets), self.s.limit_per_class)
         ds.samples = ds.imgs = [ds.samples[i] for i in keep]
         ds.targets = [c for _, c in ds.samples]
@@ -306,18 +325,6 @@ class FolderData(LightningDataModule):
 # ---------------------------------------------------------------- up-front checks and the registry
 
 
-def _image_tree_error(root: Path, split: str) -> str | None:
-    """Why root/split is not an ImageFolder tree (None when it looks like one); cheap."""
-    split_dir = root / split
-    if not split_dir.is_dir():
-        return f"data.root={root} has no {split}/ folder (expected {root}/{split}/<class>/<image>)"
-    for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-        with os.scandir(class_dir) as it:
-            if any(e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) for e in it):
-                return None
-    return f"data.root={root}: no images under {split_dir}/<class>/ (an empty or non-ImageFolder tree)"
-
-
 def _check_stats(s: DataSettings) -> None:
     if s.mean is None or s.std is None:
         raise UserError(f"data={s.name} needs data.mean and data.std (3 numbers each, pixels in [0, 1])")
@@ -337,10 +344,10 @@ def _check_root(s: DataSettings) -> Path:
 
 def check_image_folder(s: DataSettings) -> None:
     root = _check_root(s)
-    for split in (s.train_split, s.val_split):
-        problem = _image_tree_error(root, split)
-        if problem:
-            raise UserError(problem)
+    image_tree.check_tree(root, s.train_split, s.val_split)
+    if s.verify:
+        for split in (s.train_split, s.val_split):
+            image_tree.verify_images(image_tree.list_split(root, split))
 
 
 def check_cifar10(s: DataSettings) -> None:
@@ -350,10 +357,10 @@ def check_cifar10(s: DataSettings) -> None:
     root = _check_root(s)
     if (root / "cifar-10-batches-py").is_dir():
         return
-    for split in (s.train_split, s.val_split):
-        problem = _image_tree_error(root, split)
-        if problem:
-            raise UserError(problem + "; or torchvision's cifar-10-batches-py/ (data.download=true fetches it)")
+    if not (root / s.train_split).is_dir():
+        raise UserError(f"data.root={root} has no {s.train_split}/ folder (expected {root}/{s.train_split}/<class>/"
+                        "<image>, or torchvision's cifar-10-batches-py/: data.download=true fetches it)")
+    check_image_folder(s)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,24 @@ def run_subdir(kind: str, sample: Any, override_dirname: str, job_num: Any) -> s
     return ",".join(parts) or "run"
 
 
+def sweep_dir(output: Any, name: Any, *, _root_: Any) -> str:
+    """A sweep's directory: outputs/sweeps/<name>, or <name>-<first 6 hex of the identity>
+    when that directory already holds a population of another identity (train/identity.py).
+    Every process that resolves it (the launching one, joblib workers, cluster jobs) reads
+    the same identity.json, so all agree."""
+    from pathlib import Path
+
+    from netspaces.train import identity
+
+    base = Path(str(output)) / "sweeps" / str(name)
+    try:
+        h, _ = identity.of(_root_)
+    except Exception:  # noqa: BLE001 — a bad value: the callback refuses it with one line
+        return str(base)
+    existing = identity.read_identity(base)
+    return str(base) if existing is None or existing["hash"] == h else f"{base}-{h[:6]}"
+
+
 def gpus_per_node(accelerator: str, devices: Any) -> int | None:
     """GPUs a SLURM job asks for: one per device for GPU trainers, none for trainer=cpu."""
     return int(devices) if str(accelerator) in ("gpu", "cuda", "auto") else None
@@ -80,7 +98,7 @@ def register() -> None:
     # validates it against the plugin's schema (good: typos fail) but warns that this matching
     # is deprecated; the pinned Hydra keeps the behaviour.
     warnings.filterwarnings("ignore", message="(?s).*is validated against ConfigStore schema with the same name")
-    for name, fn in (("ns.space_tag", space_tag), ("ns.run_subdir", run_subdir),
+    for name, fn in (("ns.space_tag", space_tag), ("ns.run_subdir", run_subdir), ("ns.sweep_dir", sweep_dir),
                      ("ns.sample_sweep", sample_sweep), ("ns.gpus_per_node", gpus_per_node)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
@@ -107,3 +125,80 @@ def register() -> None:
 
 def model_options() -> list[str]:
     return ["sampled", "timm", *(zoo_option(n) for n in zoo_names()), *TIMM_BASELINES]
+
+
+def command_line_error(argv: list[str], config_dir: str) -> str | None:
+    """Compose the config once with the command line's overrides (a sweep's first values),
+    with Hydra's own parser and no side effect, and turn Hydra's 10-50 line message for an
+    unknown option or key into one line naming it and what is allowed. None when it
+    composes (Hydra then runs as usual) or when the command line asks Hydra for something
+    else (--help, --cfg, …)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, MissingConfigException
+
+    args = [a for a in argv if a not in ("-m", "--multirun")]
+    if any(a.startswith("-") for a in args):
+        return None
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except HydraException as exc:
+        return "cannot parse the command line: " + str(exc).strip().splitlines()[0]
+    overrides = [_first_value(o) for o in parsed]
+    register()
+    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3", job_name="train"):
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        str(cfg.sweep.name)  # what the run and sweep directories are named after
+    except (MissingMandatoryValue, InterpolationToMissingValueError) as exc:
+        import re
+
+        missing = re.search(r"Missing mandatory value: ([\w.]+)", str(exc))
+        key = missing.group(1) if missing else "a key"
+        if key == "model.name":
+            return "model.name is required with model=timm: e.g. model.name=efficientnet_b0"
+        return f"{key} has no value and needs one: {key}=..."
+    except MissingConfigException as exc:
+        group = (exc.missing_cfg_file or "").rsplit("/", 1)
+        if exc.options and len(group) == 2:
+            return f"{group[0]}={group[1]} is not an option of {group[0]}; allowed: {', '.join(exc.options)}"
+        return " ".join(str(exc).split("\n\n")[0].split())
+    except HydraException as exc:
+        return _unknown_key(str(exc), overrides, config_dir) or " ".join(str(exc).strip().splitlines()[:1])
+    except Exception as exc:  # noqa: BLE001 — anything else: let Hydra report it as it does
+        return None
+    return None
+
+
+def _first_value(override) -> str:
+    """`key=a,b` (a sweep) becomes `key=a`: the values of a sweep share keys and groups."""
+    if override.is_sweep_override():
+        value = next(iter(override.sweep_string_iterator()), "")
+        return f"{override.get_key_element()}={value}"
+    return override.input_line
+
+
+def _unknown_key(message: str, overrides: list[str], config_dir: str) -> str | None:
+    """`schedule.epochz is not a key of schedule; its keys: …` for Hydra's "Could not override"."""
+    import re
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    match = re.search(r"Could not override '([^']+)'", message)
+    if not match:
+        return None
+    key = match.group(1)
+    parent, _, leaf = key.rpartition(".")
+    clean = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith(key)]
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3", job_name="train"):
+            cfg = compose("train", overrides=clean)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        keys = ", ".join(sorted(str(k) for k in node)) if OmegaConf.is_dict(node) else ""
+    except Exception:  # noqa: BLE001
+        keys = ""
+    where = f"a key of {parent}" if parent else "a key or group of the config"
+    return f"{key} is not {where}" + (f"; its keys: {keys}" if keys else "")

@@ -7,22 +7,69 @@ and anything else that fails leaves the run with the CSV logger and a warning.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from netspaces.record import Record
+from netspaces.record import Record, write_atomic
 from netspaces.train.settings import LOGGERS, LoggerSettings
 from netspaces.wandb_mode import wandb_mode
 
 log = logging.getLogger(__name__)
 
-def _csv(s: LoggerSettings) -> CSVLogger:
-    return CSVLogger(save_dir=s.run_dir, name="logs", version="")
+
+class _ResumingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv; a resumed run keeps the rows
+    of the epochs its checkpoint holds (later rows are replayed by the resumed run)."""
+
+    keep_epochs = 0
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            rows = [r for r in reader if r.get("epoch", "").isdigit() and int(r["epoch"]) < self.keep_epochs]
+        if not rows:
+            path.unlink()
+            return
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(path, out.getvalue())
+        self.metrics_keys = header
+
+
+class ResumingCSVLogger(CSVLogger):
+    def __init__(self, *args, keep_epochs: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.keep_epochs = keep_epochs
+
+    @property
+    @rank_zero_experiment
+    def experiment(self):
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            writer = _ResumingWriter.__new__(_ResumingWriter)
+            writer.keep_epochs = self.keep_epochs
+            writer.__init__(log_dir=self.log_dir)
+            self._experiment = writer
+        return self._experiment
+
+
+def _csv(s: LoggerSettings, resumed_epochs: int = 0) -> CSVLogger:
+    return ResumingCSVLogger(save_dir=s.run_dir, name="logs", version="", keep_epochs=resumed_epochs)
 
 
 def _wandb(s: LoggerSettings, config: dict | None) -> Logger:
@@ -49,10 +96,10 @@ def _wandb(s: LoggerSettings, config: dict | None) -> Logger:
     return _csv(s)
 
 
-def make_loggers(s: LoggerSettings, config: dict | None = None) -> list[Logger]:
+def make_loggers(s: LoggerSettings, config: dict | None = None, resumed_epochs: int = 0) -> list[Logger]:
     Path(s.run_dir).mkdir(parents=True, exist_ok=True)
     if s.name == "csv":
-        return [_csv(s)]
+        return [_csv(s, resumed_epochs)]
     if s.name == "tensorboard":
         return [TensorBoardLogger(save_dir=s.run_dir, name="logs", version="", default_hp_metric=False)]
     if s.name == "wandb":

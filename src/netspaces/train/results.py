@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from netspaces.record import Record
-from netspaces.train.settings import RunSettings
+from netspaces.train.settings import RunSettings, precision_used
 
 
 def network_stub(s: RunSettings) -> dict:
@@ -31,7 +31,7 @@ def _outcome(history: list[dict], status: str) -> dict:
             "epochs": len(history)}
 
 
-def make_record(s: RunSettings, cfg: DictConfig, info: dict, status: str, *, history: list[dict],
+def make_record(s: RunSettings, cfg: DictConfig, info: dict, status: str, *, identity: str, history: list[dict],
                 train_time_s: float | None, diverged_at: dict | None = None, error: str | None = None,
                 resumed_from_epoch: int | None = None) -> Record:
     import lightning
@@ -46,7 +46,7 @@ def make_record(s: RunSettings, cfg: DictConfig, info: dict, status: str, *, his
         acts=info.get("acts"), **_outcome(history, status), epochs_planned=s.trainer.epochs,
         train_time_s=None if train_time_s is None else round(train_time_s, 3),
         diverged_at=diverged_at, error=error, resumed_from_epoch=resumed_from_epoch,
-        data=s.data.name, schedule=OmegaConf.select(cfg, "schedule.name"), sweep=s.sweep_name,
+        identity=identity, precision=precision_used(s.trainer), data=s.data.name, schedule=OmegaConf.select(cfg, "schedule.name"), sweep=s.sweep_name,
         lr=s.optim.lr, global_batch=s.optim.global_batch, world_size=s.trainer.world_size,
         trained=info.get("trained"), history=history, run_dir=str(s.run_dir),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), host=platform.node(),

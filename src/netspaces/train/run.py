@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from netspaces import record
-from netspaces.errors import UserError
+from netspaces.errors import DataError, UserError, one_line
 from netspaces.train.settings import RunSettings, run_settings
 
 log = logging.getLogger(__name__)
@@ -28,20 +28,34 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
     """Train the model `cfg` describes; returns its record (also in paths.run_dir/result.json)."""
+    from netspaces.train import identity
     from netspaces.train.data import check_data
 
     s = run_settings(cfg)  # every value check, before anything is written
     check_data(s.data)
-    done = record.read_record(s.run_dir)
-    if done is not None and done.get("status") in record.DONE:
+    ident, _ = identity.of(cfg)
+    from netspaces.train.checkpoints import CHECKPOINT_DIR
+
+    for tmp in record.remove_partial_writes(s.run_dir) + record.remove_partial_writes(s.run_dir / CHECKPOINT_DIR):
+        log.info("removed %s, left by an interrupted write", tmp)
+    done, broken = record.load_record(s.run_dir / record.RECORD_FILE)
+    if broken:  # kept for inspection; this run redoes the sample
+        aside = s.run_dir / f"{record.RECORD_FILE}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+        (s.run_dir / record.RECORD_FILE).replace(aside)
+        log.warning("%s was %s: kept as %s, the sample is trained again", s.run_dir / record.RECORD_FILE, broken,
+                    aside.name)
+    if done is not None and done.get("status") in record.DONE and done.get("identity") == ident:
         log.info("%s already has a record (status %s): skipped", s.run_dir, done["status"])
         return done
+    if done is not None and done.get("identity") != ident:
+        _set_aside(s.run_dir, done)
 
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from netspaces.train.loggers import publish_record
     from netspaces.train.module import Diverged
     from netspaces.train.results import make_record, network_stub, result_line
+    from netspaces.train.signals import Interrupted, interruptible
     from netspaces.train.trainer import quiet_lightning
 
     quiet_lightning()
@@ -49,36 +63,58 @@ def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
     info = network_stub(s)  # what the record says if the run fails before its network exists
     module = None
     status, diverged_at = "ok", None
-    try:
-        datamodule, network, module, loggers = _prepare(s, cfg)
-        info = network.info
+
+    def ended(status: str, error: str) -> None:
         if rank_zero_only.rank == 0:
-            _announce(s, info, datamodule)
-        _fit(s, cfg, module, datamodule, loggers)
+            rec = make_record(s, cfg, info, status, identity=ident, history=module.history if module else [],
+                              train_time_s=module.train_time_s() if module else time.perf_counter() - started,
+                              error=error, resumed_from_epoch=module.resumed_from_epoch if module else None)
+            try:
+                record.write_record(s.run_dir, rec)
+            except record.DiskFull:
+                pass  # the error being reported says why; nothing more can be written
+
+    try:
+        with interruptible():
+            datamodule, network, module, loggers = _prepare(s, cfg)
+            info = network.info
+            if rank_zero_only.rank == 0:
+                _announce(s, info, datamodule)
+            _fit(s, cfg, module, datamodule, loggers)
     except UserError:
         raise  # a bad value: no record (the run never started)
     except Diverged as d:
         status, diverged_at = "diverged", {"epoch": d.epoch, "step": d.step}
         log.warning("%s diverged: %s", info.get("name"), d)
+    except Interrupted as sig:
+        done_epochs = len(module.history) if module else 0
+        ended("interrupted", f"{sig} after {done_epochs} finished epoch(s); the last epoch's checkpoint is kept")
+        raise
+    except record.DiskFull:
+        raise
     except Exception as exc:
-        if rank_zero_only.rank == 0:
-            failed = make_record(s, cfg, info, "failed", history=module.history if module else [],
-                                 train_time_s=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}",
-                                 resumed_from_epoch=module.resumed_from_epoch if module else None)
-            record.write_record(s.run_dir, failed)
+        ended("failed", f"{type(exc).__name__}: {one_line(exc)}")
         raise
     if rank_zero_only.rank != 0:
         return {"status": status}
-    result = make_record(s, cfg, info, status, history=module.history, train_time_s=module.train_time_s(),
-                         diverged_at=diverged_at, resumed_from_epoch=module.resumed_from_epoch)
+    result = make_record(s, cfg, info, status, identity=ident, history=module.history,
+                         train_time_s=module.train_time_s(), diverged_at=diverged_at,
+                         resumed_from_epoch=module.resumed_from_epoch)
     path = record.write_record(s.run_dir, result)
     publish_record(loggers, result, path)
     if not _keep_checkpoint(s, in_sweep):
-        from netspaces.train.checkpoints import CHECKPOINT_DIR
-
         shutil.rmtree(s.run_dir / CHECKPOINT_DIR, ignore_errors=True)
     print(result_line(result, path), flush=True)
     return result.to_dict()
+
+
+def _set_aside(run_dir: Path, old: dict) -> None:
+    """A record of another identity in this run directory (written by other code or by
+    hand): kept under another name, never mixed with this run's."""
+    tag = (old.get("identity") or "unknown")[:6]
+    target = Path(run_dir) / f"{record.RECORD_FILE}.{tag}.set-aside"
+    (Path(run_dir) / record.RECORD_FILE).replace(target)
+    log.warning("%s held a record of another experiment (identity %s): moved to %s", run_dir, tag, target.name)
 
 
 def _keep_checkpoint(s: RunSettings, in_sweep: bool) -> bool:
@@ -95,9 +131,12 @@ def _prepare(s: RunSettings, cfg: DictConfig):
     from netspaces.train.module import Classifier
     from netspaces.train.network import build_network
 
+    from netspaces.train.checkpoints import usable_checkpoint
+
     t = s.trainer
     torch.set_num_threads(t.threads)
     seed_everything(s.seed, workers=True, verbose=False)
+    _, epochs_done = usable_checkpoint(s.run_dir)  # a broken one is set aside here, once
     datamodule = make_datamodule(s.data)
     datamodule.setup("fit")  # the number of classes sizes the head
     network = build_network(replace(s.model, num_classes=datamodule.num_classes))
@@ -106,20 +145,19 @@ def _prepare(s: RunSettings, cfg: DictConfig):
     info = network.info
     tags = tuple(str(x) for x in (info.get("space"), info.get("regime"), info.get("model")) if x)
     loggers = make_loggers(replace(s.logger, run_name=info.get("name"), tags=tags + s.logger.tags),
-                           OmegaConf.to_container(cfg, resolve=True))
+                           OmegaConf.to_container(cfg, resolve=True), resumed_epochs=epochs_done)
     return datamodule, network, module, loggers
 
 
 def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:
     """fit, resuming from the last checkpoint; this process starts the other DDP ranks if needed."""
     from netspaces.train import ddp
-    from netspaces.train.checkpoints import last_checkpoint
+    from netspaces.train.checkpoints import usable_checkpoint
     from netspaces.train.trainer import build_trainer
 
-    ckpt = last_checkpoint(s.run_dir)
-    resume = ckpt if ckpt.is_file() else None
+    resume, epochs_done = usable_checkpoint(s.run_dir)
     if resume is not None:
-        log.info("resuming from %s", ckpt)
+        log.info("resuming from %s (%d epoch(s) done)", resume, epochs_done)
     trainer = build_trainer(s, loggers)
     if s.trainer.distributed and not ddp.externally_launched():
         with ddp.local_ranks(OmegaConf.to_yaml(cfg, resolve=True), s.run_dir, s.trainer.devices, s.trainer.threads):
@@ -139,29 +177,63 @@ def _announce(s: RunSettings, info: dict, datamodule) -> None:
 
 
 def hydra_job(cfg: DictConfig) -> dict | None:
-    """The Hydra task: bad values end the process with one line (exit 2); in a sweep, a
-    failed run is recorded and the sweep goes on; a single run re-raises (exit 1)."""
+    """The Hydra task. Bad values end the process with one line (exit 2); a signal ends the
+    sample as `interrupted` and the process with 128 + the signal; a full disk ends it with
+    one line (exit 1: every next sample would fail too). Otherwise, in a sweep, a failed run
+    is recorded and the sweep goes on; a single run that failed exits 1 (with a traceback
+    only for an unexpected error, which is a bug)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from netspaces.train.signals import Interrupted
+
     in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    run_dir = Path(str(cfg.paths.run_dir))
+    if in_sweep:
+        _claim_identity(cfg, run_dir.parent)
     try:
         result = train(cfg, in_sweep=in_sweep)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except Interrupted as sig:
+        print(f"{sig}: {run_dir} stopped (status interrupted); rerun the same command to resume", file=sys.stderr,
+              flush=True)
+        sys.exit(sig.exit_code)
+    except record.DiskFull as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except DataError as exc:
+        print(f"error: {one_line(exc)} ({run_dir}: status failed)", file=sys.stderr, flush=True)
+        if not in_sweep:
+            sys.exit(1)
+        result = record.read_record(run_dir) or {"status": "failed"}
     except Exception:
         if not in_sweep:
             raise
-        log.exception("run %s failed; its record says so and the sweep goes on", cfg.paths.run_dir)
-        result = record.read_record(Path(str(cfg.paths.run_dir))) or {"status": "failed"}
+        log.exception("run %s failed; its record says so and the sweep goes on", run_dir)
+        result = record.read_record(run_dir) or {"status": "failed"}
     if in_sweep:  # free this run's network and trainer (reference cycles) before the next run starts
         gc.collect()
     if in_sweep and "config" in result:  # the full record: rank 0 (SLURM runs every rank's task)
         from netspaces.train.sweep import refresh_population
 
-        refresh_population(Path(str(cfg.paths.run_dir)).parent)
+        refresh_population(run_dir.parent)
     return result
+
+
+def _claim_identity(cfg: DictConfig, sweep_dir: Path) -> None:
+    """A sweep directory records the identity of its population (the launching process
+    writes it for the sweep's own runs; a job of another identity, sent to its own
+    directory, writes it there)."""
+    from netspaces.train import identity
+
+    if identity.read_identity(sweep_dir) is None:
+        try:
+            h, p = identity.of(cfg)
+        except UserError:
+            return  # train() refuses the value with one line
+        identity.write_identity(sweep_dir, h, p)
 
 
 __all__ = ["train", "hydra_job"]

@@ -19,6 +19,7 @@ from netspaces.perf import PerfSettings
 from netspaces.space.regimes import Regime, get_regime
 from netspaces.space.spaces import get_space
 from netspaces.space.spec import BLOCK_TYPES, STEM_TYPES
+from netspaces.train.register import unclassified
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
@@ -53,6 +54,7 @@ class DataSettings:
     persistent_workers: bool = False
     download: bool = False
     cache_dir: str | None = None  # decoded CIFAR-10 arrays are cached here
+    verify: bool = False  # decode every image up front
     mean: tuple[float, ...] | None = None  # per channel, pixels in [0, 1] (the data YAML's)
     std: tuple[float, ...] | None = None
 
@@ -238,6 +240,14 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
     )
 
 
+def precision_used(t: TrainerSettings) -> str:
+    """The precision a run actually trains in: Lightning's aliases resolved, and 16-mixed on a
+    CPU (where fp16 autocast does not exist) replaced by bf16-mixed, as Lightning does."""
+    precision = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}.get(t.precision, t.precision)
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not _cuda())
+    return "bf16-mixed" if on_cpu and precision == "16-mixed" else precision
+
+
 def optim_settings(cfg: DictConfig, world_size: int) -> OptimSettings:
     epochs = _int(cfg, "schedule.epochs", lo=1)
     warmup = _int(cfg, "schedule.warmup_epochs", lo=0)
@@ -286,7 +296,7 @@ def data_settings(cfg: DictConfig, t: TrainerSettings) -> DataSettings:
         pca_lighting=_float(cfg, "data.pca_lighting", lo=0.0) if "pca_lighting" in d else 0.0,
         limit_per_class=_int(cfg, "data.limit_per_class", lo=1, none_ok=True),
         workers=workers, pin_memory=pin, persistent_workers=bool(d.get("persistent_workers", False)),
-        download=bool(d.get("download", False)),
+        download=bool(d.get("download", False)), verify=bool(d.get("verify", False)),
         cache_dir=str(Path(str(OmegaConf.select(cfg, "paths.output"))) / "cache"), **stats,
     )
 
@@ -347,9 +357,33 @@ def perf_settings(cfg: DictConfig) -> PerfSettings:
     return PerfSettings(**switches)
 
 
+def check_machine(t: TrainerSettings) -> None:
+    """A GPU request this machine cannot honour, refused before anything runs."""
+    if t.accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have == 0:
+        raise _fail("trainer.accelerator", t.accelerator, "this machine has no CUDA GPU that torch can use; "
+                    "train on the CPU with trainer=cpu")
+    if t.devices > have:
+        raise _fail("trainer.devices", t.devices, f"at most the {have} GPU(s) this machine has")
+
+
+def _known_keys(cfg: DictConfig) -> None:
+    """Every key is one netspaces reads and has classified (train/identity.py): a key added
+    with +key=value would be silently ignored, and never part of any population's identity."""
+    extra = unclassified(cfg)
+    if extra:
+        raise _fail(extra[0], OmegaConf.select(cfg, extra[0]), "not a key netspaces reads "
+                    "(`python train.py --cfg job` lists the keys)")
+
+
 def check_config(cfg: DictConfig) -> ModelChoice:
     """Every value check of run_settings without a run directory (sweeps check up front);
     returns what the runs will train."""
+    _known_keys(cfg)
     t = trainer_settings(cfg)
     optim_settings(cfg, t.world_size)
     d = data_settings(cfg, t)
@@ -363,7 +397,9 @@ def run_settings(cfg: DictConfig) -> RunSettings:
     run_dir = OmegaConf.select(cfg, "paths.run_dir")
     if not run_dir:
         raise UserError("paths.run_dir is not set (python train.py sets it; train(cfg) callers must)")
+    _known_keys(cfg)
     t = trainer_settings(cfg)
+    check_machine(t)
     d = data_settings(cfg, t)
     m = model_choice(cfg, d.num_classes or 10, d.resolution)
     _int(cfg, "sweep.n", lo=1)

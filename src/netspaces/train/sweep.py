@@ -9,8 +9,10 @@ a lock) and once more when the sweep ends.
 
 from __future__ import annotations
 
+import glob
 import logging
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,8 @@ log = logging.getLogger(__name__)
 def refresh_population(sweep_dir: Path) -> None:
     """Rebuild the sweep's table; a failure here never fails the job that just finished."""
     try:
-        found, paths = record.write_population(sweep_dir)
-        log.info("population table: %d records -> %s", len(found), paths[1])
+        got = record.write_population(sweep_dir)
+        log.info("population table: %d records -> %s", len(got.records), got.paths[1])
     except OSError as exc:
         log.warning("population table of %s not rebuilt: %s", sweep_dir, exc)
 
@@ -43,10 +45,13 @@ def check_sweep(config: DictConfig) -> str:
     from netspaces.train.settings import check_config, data_settings, trainer_settings
 
     choice = check_config(config)
-    if not _slurm_launcher(config):  # the submitting machine may not see the cluster's data paths
+    if not _slurm_launcher(config):  # the submitting machine may not see the cluster's data or GPUs
         from netspaces.train.data import check_data
+        from netspaces.train.settings import check_machine
 
-        check_data(data_settings(config, trainer_settings(config)))
+        t = trainer_settings(config)
+        check_machine(t)
+        check_data(data_settings(config, t))
     if choice.kind != "sampled":
         return f"sweep {config.sweep.name}"
     n = int(config.sweep.n)
@@ -56,22 +61,80 @@ def check_sweep(config: DictConfig) -> str:
             f"in {choice.regime.name}, {min(flops):.0f}-{max(flops):.0f} MF")
 
 
+def check_run(config: DictConfig) -> None:
+    """Every check a single run makes before anything is written (Hydra has not made the run
+    directory yet when this runs)."""
+    from netspaces.train.data import check_data
+    from netspaces.train.settings import check_config, check_machine, data_settings, trainer_settings
+
+    check_config(config)
+    t = trainer_settings(config)
+    check_machine(t)
+    check_data(data_settings(config, t))
+
+
+def _refuse(exc: UserError) -> None:
+    print(f"error: {exc}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 class SweepCallback(Callback):
-    """Hydra callback (conf/launch.yaml): check before any job starts, table at the end."""
+    """Hydra callback (conf/launch.yaml): refuse bad values before any directory exists, give
+    a population its identity, pass signals on to workers, and close a sweep with its table
+    and an exit code that says whether every sample is ok."""
+
+    started = ""  # when the sweep started (UTC, ISO): records finished since are this command's
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_run(config)
+        except UserError as exc:
+            _refuse(exc)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from netspaces.train import identity
+        from netspaces.train.signals import forward_to_workers
+
         try:
             line = check_sweep(config)
         except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            sys.exit(2)
+            _refuse(exc)
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        done = len(record.find_records(sweep_dir)) if sweep_dir.is_dir() else 0
-        log.info("%s -> %s%s", line, sweep_dir, f" ({done} records already there)" if done else "")
+        base = Path(str(config.paths.output)) / "sweeps" / str(config.sweep.name)
+        h, p = identity.of(config)
+        if sweep_dir != base:
+            old = identity.read_identity(base) or {}
+            print(f"{base} holds another experiment ({identity.describe_difference(old.get('payload', {}), p)}): "
+                  f"this one goes to {sweep_dir}", file=sys.stderr, flush=True)
+        if identity.read_identity(sweep_dir) is None:
+            identity.write_identity(sweep_dir, h, p)
+        done = len(record.find_records(sweep_dir))
+        log.info("%s -> %s (identity %s)%s", line, sweep_dir, h[:6], f", {done} records already there" if done else "")
+        if not _slurm_launcher(config):  # under SLURM submitit owns the signals
+            forward_to_workers()
+        # records finished from now on are this command's (ISO times compare as strings)
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        if sweep_dir.is_dir():
-            found, paths = record.write_population(sweep_dir)
-            print(f"population: {len(found)} records ({record.status_counts(found)}) -> {paths[1]} and "
-                  f"{paths[0].name}", flush=True)
+        base = Path(str(config.paths.output)) / "sweeps" / str(config.sweep.name)
+        # this command's jobs of another identity went to <base>-<6 hex> (hydra_conf.sweep_dir)
+        dirs = [d for d in [base, *sorted(base.parent.glob(f"{glob.escape(base.name)}-" + "[0-9a-f]" * 6))]
+                if d.is_dir()]
+        ours, problems = [], []
+        for d in dirs:
+            got = record.write_population(d)
+            mine = [r for r in got.records if str(r.get("finished_at") or "") >= self.started]
+            if not mine and d != Path(str(config.hydra.sweep.dir)):
+                continue
+            ours += mine
+            print(f"population: {len(got.records)} records ({record.status_counts(got.records) or 'none'}) -> "
+                  f"{got.paths[1]} and {got.paths[0].name}", flush=True)
+            problems += got.problem_lines()
+        for line in problems:
+            print(line, file=sys.stderr, flush=True)
+        bad = [r for r in ours if r.get("status") != "ok"]
+        if bad:
+            print(f"{len(bad)} of {len(ours)} samples not ok ({record.status_counts(bad)}): "
+                  + ", ".join(str(r.get("run_dir")) for r in bad), file=sys.stderr, flush=True)
+        if bad or problems:
+            sys.exit(1)
