@@ -7,7 +7,7 @@ RUN := $(PY)
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-slow lint clean
+.PHONY: help install train lint format test test-slow clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -20,6 +20,14 @@ $(PY): requirements.txt requirements.lock
 
 train: install  ## train the default model on the embedded digits data (ARGS="key=value ...")
 	$(RUN) train.py $(ARGS)
+
+lint: install  ## ruff: lint and format check over src, tests, scripts, benchmarks (`make format` fixes)
+	$(PY) -m ruff check src tests scripts benchmarks train.py
+	$(PY) -m ruff format --check src tests scripts benchmarks train.py
+
+format: install  ## ruff: fix what can be fixed and format the code
+	$(PY) -m ruff check --fix src tests scripts benchmarks train.py
+	$(PY) -m ruff format src tests scripts benchmarks train.py
 
 test: install  ## run the fast test suite (no `slow` tests)
 	$(RUN) -m pytest -q -m "not slow" $(ARGS)

@@ -23,8 +23,10 @@ if str(SRC) not in sys.path:  # run from a plain checkout: `python benchmarks/ru
     sys.path.insert(0, str(SRC))
 
 MODES = ("full", "quick", "toy")  # toy: the smallest run that exercises the code (tests)
-LINE = re.compile(r"^(?P<name>[a-z0-9_]+): ratio=(?P<ratio>[0-9.]+|nan|inf) ours=(?P<ours>\S+) "
-                  r"ref=(?P<ref>\S+) unit=(?P<unit>\S+)$")
+LINE = re.compile(
+    r"^(?P<name>[a-z0-9_]+): ratio=(?P<ratio>[0-9.]+|nan|inf) ours=(?P<ours>\S+) "
+    r"ref=(?P<ref>\S+) unit=(?P<unit>\S+)$"
+)
 
 
 @dataclass
@@ -46,12 +48,17 @@ class Result:
         return f"{self.name}: ratio={self.ratio:.3f} ours={self.ours:.4g} ref={self.ref:.4g} unit={self.unit}"
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "ratio": self.ratio, "line": self.line(),
-                "met_target": None if self.target is None else self.ratio >= self.target}
+        return {
+            **asdict(self),
+            "ratio": self.ratio,
+            "line": self.line(),
+            "met_target": None if self.target is None else self.ratio >= self.target,
+        }
 
 
-def side_by_side(ours: Callable[[], object], ref: Callable[[], object], *, warmup: int,
-                 repeats: int) -> tuple[list[float], list[float]]:
+def side_by_side(
+    ours: Callable[[], object], ref: Callable[[], object], *, warmup: int, repeats: int
+) -> tuple[list[float], list[float]]:
     """Wall seconds of `ours` and `ref`, alternating (ABBA order cancels slow drifts), after
     `warmup` untimed calls of each."""
     for _ in range(warmup):
@@ -93,9 +100,13 @@ def machine() -> dict:
 
     import torch
 
-    return {"cpus": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "load_avg_1m": os.getloadavg()[0]}
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_avg_1m": os.getloadavg()[0],
+    }
 
 
 def worker_env(**extra: str) -> dict[str, str]:
@@ -121,8 +132,9 @@ def run_settings_for(overrides: list[str], run_dir: Path):
     """Typed run settings of `train.py OVERRIDES` with its outputs under run_dir."""
     from netspaces.train.settings import run_settings
 
-    cfg = compose_train([*overrides, f"paths.run_dir={run_dir}", f"paths.output={REPO / 'outputs'}",
-                         f"paths.data={SHARED / 'data'}"])
+    cfg = compose_train(
+        [*overrides, f"paths.run_dir={run_dir}", f"paths.output={REPO / 'outputs'}", f"paths.data={SHARED / 'data'}"]
+    )
     return cfg, run_settings(cfg)
 
 

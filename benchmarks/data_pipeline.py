@@ -35,8 +35,14 @@ def loaders(mode: str) -> dict[str, list[str]]:
     out = {"digits": ["data=digits", *common]}
     if CIFAR.is_dir():
         out["cifar10"] = ["data=cifar10", f"data.root={CIFAR}", *limit, *common]
-        out["imagefolder"] = ["data=imagefolder", f"data.root={CIFAR}", "data.val_split=test", "data.resolution=32",
-                              *limit, *common]
+        out["imagefolder"] = [
+            "data=imagefolder",
+            f"data.root={CIFAR}",
+            "data.val_split=test",
+            "data.resolution=32",
+            *limit,
+            *common,
+        ]
     return out
 
 
@@ -79,6 +85,7 @@ def _model_step(num_classes: int):
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y).backward()
         opt.step()
+
     return step
 
 
@@ -107,11 +114,27 @@ def measure(name: str, overrides: list[str], mode: str) -> Result:
                 wait, busy = wait + t1 - t0, busy + time.perf_counter() - t1
     frac = wait / (wait + busy)
     s = feed.settings
-    return Result(f"data_pipeline_{name}", median(loader_rates), median(model_rates), "img/s", True, None,
-                  {"wait_fraction": frac, "wait_target": TARGET_WAIT, "wait_under_target": frac < TARGET_WAIT,
-                   "batch": s.batch_size, "resolution": s.resolution, "workers": s.workers, "augment": s.augment,
-                   "train_images": len(feed.dm.train_set), "batches_per_pass": batches, "passes": passes,
-                   "model": "RegNetX-400MF"})
+    return Result(
+        f"data_pipeline_{name}",
+        median(loader_rates),
+        median(model_rates),
+        "img/s",
+        True,
+        None,
+        {
+            "wait_fraction": frac,
+            "wait_target": TARGET_WAIT,
+            "wait_under_target": frac < TARGET_WAIT,
+            "batch": s.batch_size,
+            "resolution": s.resolution,
+            "workers": s.workers,
+            "augment": s.augment,
+            "train_images": len(feed.dm.train_set),
+            "batches_per_pass": batches,
+            "passes": passes,
+            "model": "RegNetX-400MF",
+        },
+    )
 
 
 def run(mode: str = "full") -> list[Result]:

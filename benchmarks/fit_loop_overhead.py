@@ -22,8 +22,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import Result, main, median, run_settings_for
 
-OVERRIDES = ["data=digits", "schedule=quick", "schedule.epochs=1", "trainer.threads=2", "trainer.progress_bar=false",
-             "logger=csv"]
+OVERRIDES = [
+    "data=digits",
+    "schedule=quick",
+    "schedule.epochs=1",
+    "trainer.threads=2",
+    "trainer.progress_bar=false",
+    "logger=csv",
+]
 # per mode: pairs of (ours, plain) epochs; train-batch limit (None: the whole epoch)
 PLAN = {"full": (9, None), "quick": (2, None), "toy": (1, 2)}
 TARGET = 0.97
@@ -115,11 +121,27 @@ def run(mode: str = "full") -> list[Result]:
         torch.use_deterministic_algorithms(deterministic)
         torch.set_num_threads(threads)
     ours, plain = median(t_ours), median(t_plain)
-    return [Result("fit_loop_overhead", ours, plain, "s", False, TARGET,
-                   {"epochs_per_side": pairs, "train_batch_limit": limit, "data": "digits", "schedule": "quick",
-                    "framework_cost": ours / plain - 1.0, "ours_s": t_ours, "plain_s": t_plain,
-                    # the VM's speed drifts by 10-20% between epochs: each pair ran back to back
-                    "median_pair_ratio": median([p / o for o, p in zip(t_ours, t_plain)])})]
+    return [
+        Result(
+            "fit_loop_overhead",
+            ours,
+            plain,
+            "s",
+            False,
+            TARGET,
+            {
+                "epochs_per_side": pairs,
+                "train_batch_limit": limit,
+                "data": "digits",
+                "schedule": "quick",
+                "framework_cost": ours / plain - 1.0,
+                "ours_s": t_ours,
+                "plain_s": t_plain,
+                # the VM's speed drifts by 10-20% between epochs: each pair ran back to back
+                "median_pair_ratio": median([p / o for o, p in zip(t_ours, t_plain)]),
+            },
+        )
+    ]
 
 
 if __name__ == "__main__":

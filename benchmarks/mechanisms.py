@@ -42,9 +42,21 @@ from benchmarks.common import REPO, SHARED, Result, worker_env
 CIFAR = SHARED / "data" / "cifar10"
 KEEP_THRESHOLD = 1.05
 # per mode: workloads, rounds, overrides that shrink the workloads
-PLAN = {"full": (("digits", "population"), 3, []), "quick": (("digits",), 1, []),
-        "toy": (("digits",), 1, ["schedule=quick", "schedule.epochs=1", "trainer.limit_train_batches=2",
-                                 "trainer.limit_val_batches=1", "trainer.threads=1"])}
+PLAN = {
+    "full": (("digits", "population"), 3, []),
+    "quick": (("digits",), 1, []),
+    "toy": (
+        ("digits",),
+        1,
+        [
+            "schedule=quick",
+            "schedule.epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            "trainer.threads=1",
+        ],
+    ),
+}
 
 
 def mechanisms() -> dict[str, list[str]]:
@@ -56,11 +68,25 @@ def mechanisms() -> dict[str, list[str]]:
 
 def workload_args(name: str, out: Path, cache: Path) -> list[str]:
     if name == "population":
-        return ["-m", "space=regnetx", "regime=200mf", "data=cifar10", f"data.root={CIFAR}",
-                "data.limit_per_class=1000", "schedule=population", "schedule.epochs=5", "schedule.eval_every=5",
-                "sweep.n=4", "sweep.seed=0", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                "trainer.threads=1", "trainer.progress_bar=false", f"paths.output={cache}",
-                f"hydra.sweep.dir={out}"]
+        return [
+            "-m",
+            "space=regnetx",
+            "regime=200mf",
+            "data=cifar10",
+            f"data.root={CIFAR}",
+            "data.limit_per_class=1000",
+            "schedule=population",
+            "schedule.epochs=5",
+            "schedule.eval_every=5",
+            "sweep.n=4",
+            "sweep.seed=0",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "trainer.threads=1",
+            "trainer.progress_bar=false",
+            f"paths.output={cache}",
+            f"hydra.sweep.dir={out}",
+        ]
     if name == "digits":
         return ["trainer.progress_bar=false", f"paths.output={out}"]
     raise ValueError(name)
@@ -77,27 +103,34 @@ def run_once(workload: str, overrides: list[str], out: Path, cache: Path, quiet:
     if done.returncode != 0:
         raise RuntimeError(f"{workload} failed ({' '.join(overrides)}):\n{done.stderr[-3000:]}")
     recs = [json.loads(p.read_text()) for p in out.rglob("result.json")]
-    return {"seconds": seconds, "ok": sum(r["status"] == "ok" for r in recs),
-            "top1_err": sorted(r["top1_err"] for r in recs if r["top1_err"] is not None),
-            "load_1m": os.getloadavg()[0]}
+    return {
+        "seconds": seconds,
+        "ok": sum(r["status"] == "ok" for r in recs),
+        "top1_err": sorted(r["top1_err"] for r in recs if r["top1_err"] is not None),
+        "load_1m": os.getloadavg()[0],
+    }
 
 
-def measure(workload: str, switches: dict[str, list[str]], rounds: int, extra: list[str], scratch: Path,
-            quiet: bool = False) -> list[dict]:
+def measure(
+    workload: str, switches: dict[str, list[str]], rounds: int, extra: list[str], scratch: Path, quiet: bool = False
+) -> list[dict]:
     cache, runs, count = scratch / "cache-out", [], iter(range(10**6))
 
     def go(label: str) -> None:
         overrides = extra + ([] if label == "full" else switches[label])
         r = run_once(workload, overrides, scratch / f"{workload}-{next(count):03d}-{label}", cache, quiet)
         runs.append(r | {"label": label})
-        print(f"  {workload} {label:<24} {r['seconds']:8.1f} s  (load {r['load_1m']:.2f}, err {r['top1_err']})",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {workload} {label:<24} {r['seconds']:8.1f} s  (load {r['load_1m']:.2f}, err {r['top1_err']})",
+            file=sys.stderr,
+            flush=True,
+        )
 
     go("full")  # warm-up (decoded-data cache, page cache): not counted
     runs.clear()
     for i in range(rounds):
         go("full")
-        for m in (list(switches) if i % 2 == 0 else list(switches)[::-1]):
+        for m in list(switches) if i % 2 == 0 else list(switches)[::-1]:
             go(m)
     go("full")
     return runs
@@ -109,7 +142,7 @@ def speedups(runs: list[dict], mechanism: str) -> list[float]:
     fulls = [i for i, r in enumerate(runs) if r["label"] == "full"]
     for a, b in zip(fulls, fulls[1:]):
         ref = (runs[a]["seconds"] + runs[b]["seconds"]) / 2
-        out += [r["seconds"] / ref for r in runs[a + 1:b] if r["label"] == mechanism]
+        out += [r["seconds"] / ref for r in runs[a + 1 : b] if r["label"] == mechanism]
     return out
 
 
@@ -121,10 +154,22 @@ def results(runs: list[dict], workload: str, names: list[str]) -> list[Result]:
         without = statistics.median(r["seconds"] for r in runs if r["label"] == m)
         # ref = the full set's time scaled by the lowest round's speed-up, so R (= ref/ours)
         # is that lowest speed-up: what the keep rule reads
-        out.append(Result(f"mechanism_{m}_{workload}", full, full * min(s), "s", False, KEEP_THRESHOLD,
-                          {"rounds": [round(x, 3) for x in s], "median_without_s": without,
-                           "keep": min(s) >= KEEP_THRESHOLD,
-                           "runs": [{k: r[k] for k in ("label", "seconds", "load_1m")} for r in runs]}))
+        out.append(
+            Result(
+                f"mechanism_{m}_{workload}",
+                full,
+                full * min(s),
+                "s",
+                False,
+                KEEP_THRESHOLD,
+                {
+                    "rounds": [round(x, 3) for x in s],
+                    "median_without_s": without,
+                    "keep": min(s) >= KEEP_THRESHOLD,
+                    "runs": [{k: r[k] for k in ("label", "seconds", "load_1m")} for r in runs],
+                },
+            )
+        )
     return out
 
 

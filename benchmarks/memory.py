@@ -68,9 +68,26 @@ def _spawn(which: str, resolution: int, batch: int, steps: int, mode: str) -> di
     env = worker_env()
     if mode == "toy":  # tests share the machine: sleeping OpenMP workers survive oversubscription
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", which, "--resolution",
-                          str(resolution), "--batch", str(batch), "--steps", str(steps)],
-                         cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            which,
+            "--resolution",
+            str(resolution),
+            "--batch",
+            str(batch),
+            "--steps",
+            str(steps),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -78,12 +95,20 @@ def run(mode: str = "full") -> list[Result]:
     resolution, batch, steps, repeats = SIZES[mode]
     runs: dict[str, list[dict]] = {"ours": [], "timm": []}
     for i in range(repeats):  # alternate ABBA
-        for which in (("ours", "timm") if i % 2 == 0 else ("timm", "ours")):
+        for which in ("ours", "timm") if i % 2 == 0 else ("timm", "ours"):
             runs[which].append(_spawn(which, resolution, batch, steps, mode))
     ours, ref = (median([r["peak_rss_mb"] for r in runs[k]]) for k in ("ours", "timm"))
-    details = {"resolution": resolution, "batch": batch, "steps": steps, "processes_per_side": repeats,
-               **{f"{k}_{m}": median([r[m] for r in runs[k]]) for k in runs
-                  for m in ("rss_before_training_mb", "training_peak_mb")}}
+    details = {
+        "resolution": resolution,
+        "batch": batch,
+        "steps": steps,
+        "processes_per_side": repeats,
+        **{
+            f"{k}_{m}": median([r[m] for r in runs[k]])
+            for k in runs
+            for m in ("rss_before_training_mb", "training_peak_mb")
+        },
+    }
     return [Result("memory", ours, ref, "MB", False, 1.0, details)]
 
 

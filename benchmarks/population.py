@@ -20,8 +20,11 @@ from benchmarks.common import REPO, Result, main, median, worker_env
 
 SWEEP = ["-m", "schedule=quick", "data=digits", "space=regnetx", "regime=400mf", "trainer.progress_bar=false"]
 # per mode: models per sweep, sweeps per side, extra overrides
-PLAN = {"full": (8, 2, []), "quick": (4, 1, []),
-        "toy": (2, 1, ["schedule.epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"])}
+PLAN = {
+    "full": (8, 2, []),
+    "quick": (4, 1, []),
+    "toy": (2, 1, ["schedule.epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]),
+}
 SEQUENTIAL = ["trainer.threads=2"]
 JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.threads=1"]
 
@@ -57,9 +60,26 @@ def run(mode: str = "full") -> list[Result]:
                 out.append(seconds)
                 finished.append(ok)
     per_hour = lambda ts: n / median(ts) * 3600  # noqa: E731
-    return [Result("population", per_hour(t_job), per_hour(t_seq), "models/h", True, None,
-                   {"models_per_sweep": n, "sweeps_per_side": repeats, "sequential_s": t_seq, "joblib_s": t_job,
-                    "models_ok": finished, "sequential": SEQUENTIAL, "joblib": JOBLIB, "sweep": SWEEP + extra})]
+    return [
+        Result(
+            "population",
+            per_hour(t_job),
+            per_hour(t_seq),
+            "models/h",
+            True,
+            None,
+            {
+                "models_per_sweep": n,
+                "sweeps_per_side": repeats,
+                "sequential_s": t_seq,
+                "joblib_s": t_job,
+                "models_ok": finished,
+                "sequential": SEQUENTIAL,
+                "joblib": JOBLIB,
+                "sweep": SWEEP + extra,
+            },
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -50,9 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--toy", action="store_true", help=argparse.SUPPRESS)  # tests: smallest sizes
     ap.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
     ap.add_argument("--out", type=Path, default=REPO / "outputs" / "bench" / "results.json")
-    ap.add_argument("--quiet-wait", type=float, default=None, metavar="S",
-                    help="before each benchmark wait up to S seconds for the machine's load to drop "
-                         "below 1 (default: 300 full, 60 quick, 0 toy)")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        metavar="S",
+        help="before each benchmark wait up to S seconds for the machine's load to drop "
+        "below 1 (default: 300 full, 60 quick, 0 toy)",
+    )
     a = ap.parse_args(argv)
     mode = "toy" if a.toy else "quick" if a.quick else "full"
     quiet_wait = a.quiet_wait if a.quiet_wait is not None else {"full": 300, "quick": 60, "toy": 0}[mode]
@@ -76,9 +81,15 @@ def main(argv: list[str] | None = None) -> int:
             r.details["load_avg_1m"] = load[name]
             print(r.line(), flush=True)
         results += got
-    out = {"mode": mode, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": env_before, "load_avg_1m": load, "seconds": seconds,
-           "results": [r.as_dict() for r in results], "failed": failed}
+    out = {
+        "mode": mode,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": env_before,
+        "load_avg_1m": load,
+        "seconds": seconds,
+        "results": [r.as_dict() for r in results],
+        "failed": failed,
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=2) + "\n")

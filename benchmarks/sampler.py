@@ -87,12 +87,26 @@ def measure(space: str, mode: str) -> Result:
     built, first = candidates_built_naively(space, n)
     per = naive_seconds_per_candidate(space, first, NAIVE_CANDIDATES[mode])
     naive = per * built
-    return Result(f"sampler_{space}", median(ours), naive, "s", False, None,
-                  {"samples": n, "regime": REGIME, "ours_s": median(ours), "ours_target_s": TARGET_S,
-                   "naive_candidates_built": built, "naive_s_per_candidate": per,
-                   "naive_timed_candidates": NAIVE_CANDIDATES[mode], "naive_extrapolated": True,
-                   "pycls_sampler_regnetx_s": 219.0,  # issue 5: pycls's own sampler on this machine kind
-                   "ours_under_target": median(ours) < TARGET_S})
+    return Result(
+        f"sampler_{space}",
+        median(ours),
+        naive,
+        "s",
+        False,
+        None,
+        {
+            "samples": n,
+            "regime": REGIME,
+            "ours_s": median(ours),
+            "ours_target_s": TARGET_S,
+            "naive_candidates_built": built,
+            "naive_s_per_candidate": per,
+            "naive_timed_candidates": NAIVE_CANDIDATES[mode],
+            "naive_extrapolated": True,
+            "pycls_sampler_regnetx_s": 219.0,  # issue 5: pycls's own sampler on this machine kind
+            "ours_under_target": median(ours) < TARGET_S,
+        },
+    )
 
 
 def run(mode: str = "full", spaces: list[str] | None = None) -> list[Result]:

@@ -22,8 +22,7 @@ if __package__ in (None, ""):
 from benchmarks.common import FlushDenormal, Result, median, set_threads
 
 # (resolution, batch, timed steps per side); warm-up steps per side
-SIZES = {"full": [(32, 64, 40), (224, 32, 16)], "quick": [(32, 64, 10), (224, 32, 2)],
-         "toy": [(32, 4, 1), (64, 2, 1)]}
+SIZES = {"full": [(32, 64, 40), (224, 32, 16)], "quick": [(32, 64, 10), (224, 32, 2)], "toy": [(32, 4, 1), (64, 2, 1)]}
 WARMUP = {"full": 3, "quick": 2, "toy": 1}
 TARGET = 1.0
 
@@ -49,8 +48,9 @@ def reference_optimizer(model):
     import torch
 
     s = _sgd_settings()
-    return torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov,
-                           weight_decay=s.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay
+    )
 
 
 def models():
@@ -92,8 +92,10 @@ class Stepper:
         self.phases.append((t1 - t0, t2 - t1, t3 - t2))
 
     def split_ms(self) -> dict:
-        return {k: round(median([p[i] for p in self.phases]) * 1e3, 2)
-                for i, k in enumerate(("forward_ms", "backward_ms", "optimizer_ms"))}
+        return {
+            k: round(median([p[i] for p in self.phases]) * 1e3, 2)
+            for i, k in enumerate(("forward_ms", "backward_ms", "optimizer_ms"))
+        }
 
 
 def measure(resolution: int, batch: int, steps: int, warmup: int) -> Result:
@@ -110,15 +112,32 @@ def measure(resolution: int, batch: int, steps: int, warmup: int) -> Result:
         ours(), ref()
     ours.phases.clear(), ref.phases.clear()
     for i in range(steps):  # alternate step by step, ABBA
-        for s in ((ours, ref) if i % 2 == 0 else (ref, ours)):
+        for s in (ours, ref) if i % 2 == 0 else (ref, ours):
             s()
     t_ours, t_ref = (median([sum(p) for p in s.phases]) for s in (ours, ref))
-    return Result(f"train_step_vs_timm_{resolution}px", batch / t_ours, batch / t_ref, "img/s", True, TARGET,
-                  {"batch": batch, "resolution": resolution, "steps": steps, "warmup": warmup, "threads": threads,
-                   "params": params, "channels_last": True, "ours_split": ours.split_ms(),
-                   "ref_split": ref.split_ms(), "ours_optimizer": type(ours.opt).__name__,
-                   "ours_optimizer_defaults": {k: v for k, v in ours.opt.defaults.items()
-                                               if k in ("foreach", "fused", "lr", "weight_decay")}})
+    return Result(
+        f"train_step_vs_timm_{resolution}px",
+        batch / t_ours,
+        batch / t_ref,
+        "img/s",
+        True,
+        TARGET,
+        {
+            "batch": batch,
+            "resolution": resolution,
+            "steps": steps,
+            "warmup": warmup,
+            "threads": threads,
+            "params": params,
+            "channels_last": True,
+            "ours_split": ours.split_ms(),
+            "ref_split": ref.split_ms(),
+            "ours_optimizer": type(ours.opt).__name__,
+            "ours_optimizer_defaults": {
+                k: v for k, v in ours.opt.defaults.items() if k in ("foreach", "fused", "lr", "weight_decay")
+            },
+        },
+    )
 
 
 def run(mode: str = "full") -> list[Result]:
@@ -129,7 +148,8 @@ def run(mode: str = "full") -> list[Result]:
 def profile(resolution: int, batch: int, steps: int = 5, rows: int = 20) -> None:
     """Print where a training step's time goes, for both models."""
     import torch
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     set_threads(2)
     ours_model, ref_model, _ = models()

@@ -36,13 +36,10 @@ if [ -L .venv ] || [ "$(cat .venv/.netspaces-layer 2>/dev/null || true)" != "$la
     shared_site=$("$target/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     echo "$(pwd)/src" > "$site/00-netspaces-src.pth"
     echo "import site; site.addsitedir('$shared_site')" > "$site/zz-netspaces-shared.pth"
-    cat > .venv/bin/netspaces <<EOS
-#!$(pwd)/.venv/bin/python
-import sys
-from netspaces.cli import main
-sys.exit(main())
-EOS
-    chmod +x .venv/bin/netspaces
+    # netspaces itself, editable, in this checkout's own environment (its metadata, license and
+    # the `netspaces` command); pip and setuptools come from the shared environment
+    env -u PYTHONPATH .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-index \
+        --no-build-isolation -e .
     echo "$layer" > .venv/.netspaces-layer
 fi
 # an editable netspaces left in the shared environment by older versions would shadow nothing

@@ -44,8 +44,15 @@ def published(path: Path = ZOO_CSV) -> dict[str, Published]:
             err = _note(notes, "top1_err_exact") or row["top1_err"]
             infer, train_hr, res = (_note(notes, k) for k in ("infer_ms", "train_hr", "train_res"))
             out[row["name"]] = Published(
-                row["name"], int(flops), int(params), int(acts), float(err),
-                float(infer) if infer else None, float(train_hr) if train_hr else None, int(res or 224))
+                row["name"],
+                int(flops),
+                int(params),
+                int(acts),
+                float(err),
+                float(infer) if infer else None,
+                float(train_hr) if train_hr else None,
+                int(res or 224),
+            )
     return out
 
 
@@ -112,5 +119,7 @@ def our_errors(results: Path | None) -> dict[str, OurError]:
         data = rec.get("data")
         data = data.get("name", "?") if isinstance(data, dict) else (data or "?")
         by_model.setdefault(model_key(str(model)), []).append((float(err), str(data)))
-    return {k: OurError(statistics.median(e for e, _ in v), len(v), "/".join(sorted({d for _, d in v})))
-            for k, v in by_model.items()}
+    return {
+        k: OurError(statistics.median(e for e, _ in v), len(v), "/".join(sorted({d for _, d in v})))
+        for k, v in by_model.items()
+    }

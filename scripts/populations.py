@@ -56,18 +56,33 @@ def add_arguments(p: argparse.ArgumentParser, *, spaces: str, out: str) -> None:
     p.add_argument("--n", type=int, default=int(_env("N", "12")), help="models per space")
     p.add_argument("--epochs", type=int, default=int(_env("EPOCHS", "5")))
     p.add_argument("--regime", default=_env("REGIME", "200mf"))
-    p.add_argument("--per-class", default=_env("PER_CLASS", "1000"),
-                   help="train images per class (1000: a 10k subset); 'all' for the full set")
-    p.add_argument("--data-root", type=Path, default=Path(_env("DATA_ROOT", str(DEFAULT_DATA))),
-                   help="CIFAR-10: an ImageFolder tree {train,test}/<class>/ or torchvision's format")
+    p.add_argument(
+        "--per-class",
+        default=_env("PER_CLASS", "1000"),
+        help="train images per class (1000: a 10k subset); 'all' for the full set",
+    )
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=Path(_env("DATA_ROOT", str(DEFAULT_DATA))),
+        help="CIFAR-10: an ImageFolder tree {train,test}/<class>/ or torchvision's format",
+    )
     p.add_argument("--out", type=Path, default=Path(_env("OUT", str(REPO / out))))
     p.add_argument("--seed", type=int, default=int(_env("SEED", "0")), help="sweep seed")
     # joblib by default: JOBS one-thread jobs trained 1.25x more models per hour than one
     # two-thread process on 2 cores (benchmarks/population.py)
-    p.add_argument("--launcher", choices=("basic", "joblib"), default=_env("LAUNCHER", "joblib"),
-                   help="joblib: JOBS models at once, one thread each (default); basic: one after another")
-    p.add_argument("--jobs", type=int, default=int(_env("JOBS", str(len(os.sched_getaffinity(0))))),
-                   help="joblib jobs (default: the CPUs)")
+    p.add_argument(
+        "--launcher",
+        choices=("basic", "joblib"),
+        default=_env("LAUNCHER", "joblib"),
+        help="joblib: JOBS models at once, one thread each (default); basic: one after another",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=int(_env("JOBS", str(len(os.sched_getaffinity(0))))),
+        help="joblib jobs (default: the CPUs)",
+    )
 
 
 def setup_from(a: argparse.Namespace) -> Setup:
@@ -85,14 +100,27 @@ def setup_from(a: argparse.Namespace) -> Setup:
         raise UserError(f"PER_CLASS must be >= 1 or 'all'; got {a.per_class}")
     root = a.data_root.resolve()
     if not ((root / "train").is_dir() or (root / "cifar-10-batches-py").is_dir()):
-        raise UserError(f"DATA_ROOT={root} holds no CIFAR-10 (want {root}/train/<class>/*.jpg or "
-                        f"{root}/cifar-10-batches-py); point DATA_ROOT at a copy")
-    return Setup(tuple(s.lower() for s in a.spaces), a.n, a.epochs, a.regime.lower(), per_class, root,
-                 a.out.resolve(), a.seed, a.launcher, a.jobs)
+        raise UserError(
+            f"DATA_ROOT={root} holds no CIFAR-10 (want {root}/train/<class>/*.jpg or "
+            f"{root}/cifar-10-batches-py); point DATA_ROOT at a copy"
+        )
+    return Setup(
+        tuple(s.lower() for s in a.spaces),
+        a.n,
+        a.epochs,
+        a.regime.lower(),
+        per_class,
+        root,
+        a.out.resolve(),
+        a.seed,
+        a.launcher,
+        a.jobs,
+    )
 
 
-def parse_setup(prog: str, doc: str, argv: list[str] | None, *, spaces: str, out: str,
-                n_spaces: int | None = None) -> Setup | None:
+def parse_setup(
+    prog: str, doc: str, argv: list[str] | None, *, spaces: str, out: str, n_spaces: int | None = None
+) -> Setup | None:
     """A script's flags as a Setup; a bad value prints one line `PROG: error: …` and gives None."""
     from netspaces.errors import UserError
 
@@ -110,10 +138,19 @@ def parse_setup(prog: str, doc: str, argv: list[str] | None, *, spaces: str, out
 
 
 def train_overrides(s: Setup, space: str) -> list[str]:
-    ov = ["-m", f"space={space}", f"regime={s.regime}", "data=cifar10", f"data.root={s.data_root}",
-          "schedule=population", f"schedule.epochs={s.epochs}", f"sweep.n={s.n}", f"sweep.seed={s.seed}",
-          f"hydra.sweep.dir={s.sweep_dir(space)}",
-          "trainer.progress_bar=false"]  # paths.output stays outputs/: its cache/ of decoded CIFAR-10 is shared
+    ov = [
+        "-m",
+        f"space={space}",
+        f"regime={s.regime}",
+        "data=cifar10",
+        f"data.root={s.data_root}",
+        "schedule=population",
+        f"schedule.epochs={s.epochs}",
+        f"sweep.n={s.n}",
+        f"sweep.seed={s.seed}",
+        f"hydra.sweep.dir={s.sweep_dir(space)}",
+        "trainer.progress_bar=false",
+    ]  # paths.output stays outputs/: its cache/ of decoded CIFAR-10 is shared
     if s.per_class is not None:
         ov.append(f"data.limit_per_class={s.per_class}")
     if s.launcher == "joblib":  # one thread per job: JOBS jobs share the cores without oversubscription
@@ -139,8 +176,10 @@ def show_samples(s: Setup) -> None:
     for space in s.spaces:
         got = sample_models(space, s.regime, s.n, s.seed)
         flops = [x.flops / 1e6 for x in got]
-        print(f"{space:>12}: {len(got)} models, {min(flops):.0f}-{max(flops):.0f} MF at 224 px, "
-              f"depths {min(x.spec.depth for x in got)}-{max(x.spec.depth for x in got)}")
+        print(
+            f"{space:>12}: {len(got)} models, {min(flops):.0f}-{max(flops):.0f} MF at 224 px, "
+            f"depths {min(x.spec.depth for x in got)}-{max(x.spec.depth for x in got)}"
+        )
 
 
 def train_population(s: Setup, space: str) -> Path:
@@ -149,8 +188,10 @@ def train_population(s: Setup, space: str) -> Path:
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=REPO, env=child_env())
     if done.returncode != 0:
-        raise SystemExit(f"training the {space} population failed (exit {done.returncode}); "
-                         "rerun the same command to finish the missing models")
+        raise SystemExit(
+            f"training the {space} population failed (exit {done.returncode}); "
+            "rerun the same command to finish the missing models"
+        )
     print(f"{space}: trained in {time.perf_counter() - t0:.0f} s -> {s.sweep_dir(space)}", flush=True)
     return s.sweep_dir(space)
 

@@ -19,8 +19,9 @@ import populations as pop  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    s = pop.parse_setup("reproduce-small", __doc__, argv, spaces="regnetx anynetx_a",
-                        out="outputs/paper/reproduce_small", n_spaces=2)
+    s = pop.parse_setup(
+        "reproduce-small", __doc__, argv, spaces="regnetx anynetx_a", out="outputs/paper/reproduce_small", n_spaces=2
+    )
     if s is None:
         return 2
     t0 = time.perf_counter()
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     pop.step("4/5 analyze and 5/5 report")
     out = s.out / "analysis"
     summary = pop.analyze(s, out)
-    (pair, ks), = summary["ks"].items()
+    ((pair, ks),) = summary["ks"].items()
     minutes = (time.perf_counter() - t0) / 60
     print(f"\nreport: {out / 'report.html'}  ({minutes:.1f} min end to end)")
     print(f"KS {pair}: D = {ks['plain']:.3f} (normalized EDFs {ks['normalized']:.3f}), p-value = {ks['p_value']:.3g}")

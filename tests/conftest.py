@@ -25,14 +25,18 @@ TINY = ["schedule=quick", "trainer.threads=1", "trainer.limit_train_batches=2", 
 
 def subprocess_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
-        # tests share a 2-core machine with each other and whatever else runs: sleeping (not
-        # spinning) OpenMP workers keep an oversubscribed run from slowing down by orders of
-        # magnitude, so no test's duration depends on the machine's load
-        "OMP_WAIT_POLICY": "PASSIVE",
-    })
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "WANDB_MODE": "offline",
+            "WANDB_DIR": str(tmp_path),
+            "WANDB_SILENT": "true",
+            # tests share a 2-core machine with each other and whatever else runs: sleeping (not
+            # spinning) OpenMP workers keep an oversubscribed run from slowing down by orders of
+            # magnitude, so no test's duration depends on the machine's load
+            "OMP_WAIT_POLICY": "PASSIVE",
+        }
+    )
     env.pop("WANDB_API_KEY", None)
     env.pop("HYDRA_FULL_ERROR", None)
     return env

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from netspaces.analysis import analyze
-from netspaces.cli import build_parser
 from netspaces.analysis.populations import load_population
+from netspaces.cli import build_parser
 from netspaces.errors import UserError
 
 DATA = Path(__file__).parent / "data" / "analysis"
@@ -38,10 +38,8 @@ def test_csv_with_only_top1_err(tmp_path, capsys):
     assert run_analyze(str(a), str(b), "--out", str(out), "--n-boot", "100") == 0
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["populations"]["a"] == {"n": 4, "min": 3.0, "mean": 4.0, "median": 4.0,
-                                           "excluded": 0}
-    assert summary["populations"]["b"] == {"n": 3, "min": 2.0, "mean": 5.0, "median": 6.0,
-                                           "excluded": 0}
+    assert summary["populations"]["a"] == {"n": 4, "min": 3.0, "mean": 4.0, "median": 4.0, "excluded": 0}
+    assert summary["populations"]["b"] == {"n": 3, "min": 2.0, "mean": 5.0, "median": 6.0, "excluded": 0}
     # ≤ e on {2,3,4,5,6,7}: a 0, 1/4, 3/4, 1, 1, 1;  b 1/3, 1/3, 1/3, 1/3, 2/3, 1
     # gaps 1/3, 1/12, 5/12, 2/3, 1/3, 0  →  D = 2/3 (no complexity column: normalized = plain).
     assert summary["ks"]["a vs b"]["plain"] == pytest.approx(2 / 3)
@@ -54,7 +52,7 @@ def test_csv_with_only_top1_err(tmp_path, capsys):
     edf = pd.read_csv(out / "edf.csv")
     assert list(edf.columns) == ["label", "error", "F", "F_norm"]
     assert edf[edf.label == "a"]["error"].tolist() == [3, 4, 4, 5]
-    assert edf[edf.label == "a"]["F"].tolist() == [0, .25, .25, .75]
+    assert edf[edf.label == "a"]["F"].tolist() == [0, 0.25, 0.25, 0.75]
     names = sorted(p.name for p in out.iterdir())
     assert names == ["edf.csv", "edf.png", "edf_norm.png", "report.html", "summary.json"]
     assert (out / "edf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -93,9 +91,19 @@ def test_bad_inputs_are_user_errors(tmp_path):
 
 
 def test_jsonl_with_list_columns(tmp_path):
-    rows = [{"top1_err": 30.0 - i, "depth": 10 + i, "w0": 24 + 8 * i, "flops": 1e8 * (i + 1),
-             "params": 2e6 * (i + 1) ** 0.5, "acts": 1e6 * (i + 1),
-             "ws": [24 + 8 * i, 56, 152, 368], "ds": [1, 1, 4, 4 + i]} for i in range(6)]
+    rows = [
+        {
+            "top1_err": 30.0 - i,
+            "depth": 10 + i,
+            "w0": 24 + 8 * i,
+            "flops": 1e8 * (i + 1),
+            "params": 2e6 * (i + 1) ** 0.5,
+            "acts": 1e6 * (i + 1),
+            "ws": [24 + 8 * i, 56, 152, 368],
+            "ds": [1, 1, 4, 4 + i],
+        }
+        for i in range(6)
+    ]
     rows.append({"top1_err": None, "status": "diverged", "ws": [8], "ds": [1]})
     path = tmp_path / "pop.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -124,12 +132,20 @@ def test_csv_list_columns_are_parsed(tmp_path):
 
 
 def test_csv_with_nested_arch_column_is_flattened(tmp_path):
-    rows = [{"top1_err": 2.0, "space": "regnetx", "status": "ok",
-             "arch": json.dumps({"ws": [24, 56], "ds": [1, 2], "depth": 3, "se": True,
-                                 "block": "x", "stem_w": 32})},
-            {"top1_err": 1.0, "space": "regnetx", "status": "ok",
-             "arch": json.dumps({"ws": [32, 64], "ds": [1, 3], "depth": 4, "se": False,
-                                 "block": "x", "stem_w": 24})}]
+    rows = [
+        {
+            "top1_err": 2.0,
+            "space": "regnetx",
+            "status": "ok",
+            "arch": json.dumps({"ws": [24, 56], "ds": [1, 2], "depth": 3, "se": True, "block": "x", "stem_w": 32}),
+        },
+        {
+            "top1_err": 1.0,
+            "space": "regnetx",
+            "status": "ok",
+            "arch": json.dumps({"ws": [32, 64], "ds": [1, 3], "depth": 4, "se": False, "block": "x", "stem_w": 24}),
+        },
+    ]
     population = load_population(str(write_csv(tmp_path / "population.csv", rows)))
     assert population.label == "regnetx"
     assert population.table["ws"].tolist() == [[24, 56], [32, 64]]

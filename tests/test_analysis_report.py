@@ -10,15 +10,26 @@ import pytest
 from netspaces.analysis import analyze
 
 DATA = Path(__file__).parent / "data" / "analysis"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--no-first-run", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("analysis") / "out"
-    analyze([str(DATA / "pycls_regnetx.jsonl"), str(DATA / "pycls_regnety.jsonl")], out,
-            labels=["RegNetX", "RegNetY"], n_boot=1000)
+    analyze(
+        [str(DATA / "pycls_regnetx.jsonl"), str(DATA / "pycls_regnety.jsonl")],
+        out,
+        labels=["RegNetX", "RegNetY"],
+        n_boot=1000,
+    )
     return out
 
 
@@ -35,15 +46,13 @@ def test_report_is_self_contained(report_dir):
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [shutil.which("chromium"), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-               *args]
+    command = [shutil.which("chromium"), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 def test_report_renders_in_headless_chromium(report_dir, tmp_path):
     if shutil.which("chromium") is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium; `make install` "
-                    "does it when it can)")
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium; `make install` does it when it can)")
     url = (report_dir / "report.html").resolve().as_uri()
     dom = _chromium(tmp_path, "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]

@@ -8,10 +8,17 @@ import pytest
 from scipy import stats
 
 from netspaces.analysis.bootstrap import bootstrap_best_values, good_range, sample_size
-from netspaces.analysis.edf import (complexity_bin_edges, complexity_weights, default_bin_count,
-                                    edf, ks_pvalue, ks_statistic, weighted_edf)
-from netspaces.analysis.summary import summarize
+from netspaces.analysis.edf import (
+    complexity_bin_edges,
+    complexity_weights,
+    default_bin_count,
+    edf,
+    ks_pvalue,
+    ks_statistic,
+    weighted_edf,
+)
 from netspaces.analysis.populations import Population
+from netspaces.analysis.summary import summarize
 
 
 def population(label, errors, **columns):
@@ -21,10 +28,11 @@ def population(label, errors, **columns):
 
 # --- plain EDF ------------------------------------------------------------------------------
 
+
 def test_edf_counts_strictly_smaller_errors_so_ties_share_a_value():
     errors = np.array([1.0, 2.0, 2.0, 3.0])
     # F(e) = (1/4)·#{e_i < e}: nothing below 1; only the 1 below 2; 1,2,2 below 2.5 and 3.
-    assert edf(errors, np.array([0.5, 1, 2, 2.5, 3, 3.5])).tolist() == [0, 0, .25, .75, .75, 1]
+    assert edf(errors, np.array([0.5, 1, 2, 2.5, 3, 3.5])).tolist() == [0, 0, 0.25, 0.75, 0.75, 1]
 
 
 def test_edf_does_not_depend_on_input_order():
@@ -32,6 +40,7 @@ def test_edf_does_not_depend_on_input_order():
 
 
 # --- KS statistic ---------------------------------------------------------------------------
+
 
 def test_ks_with_ties_and_unequal_sizes():
     # A = [1,2,2,3], B = [2,4]. Fraction ≤ e on the union {1,2,3,4}:
@@ -72,6 +81,7 @@ def test_ks_pvalue_is_asymptotic_beyond_scipys_exact_range():
 
 # --- normalized EDF -------------------------------------------------------------------------
 
+
 def test_complexity_weights_give_each_nonempty_bin_equal_mass():
     flops = np.array([1.0, 1, 1, 100])
     edges = complexity_bin_edges(flops, 2)  # log-spaced: 1, 10, 100
@@ -85,7 +95,7 @@ def test_complexity_weights_give_each_nonempty_bin_equal_mass():
 
 def test_empty_bins_do_not_count():
     flops = np.array([1.0, 2, 900, 1000])  # 3 log bins over [1, 1000]: the middle one is empty
-    assert complexity_weights(flops, complexity_bin_edges(flops, 3)) == pytest.approx([.25] * 4)
+    assert complexity_weights(flops, complexity_bin_edges(flops, 3)) == pytest.approx([0.25] * 4)
 
 
 def test_normalized_ks_uses_bins_shared_by_both_populations():
@@ -99,7 +109,7 @@ def test_normalized_ks_uses_bins_shared_by_both_populations():
     # Plain: A 1/4, 1/2, 3/4, 1; B 1/2, 1, 1, 1  →  D = 1/2.
     assert ks["plain"] == 0.5
     rows = analysis.edf_table[analysis.edf_table.label == "A"]
-    assert rows["F"].tolist() == [0, .25, .5, .75]
+    assert rows["F"].tolist() == [0, 0.25, 0.5, 0.75]
     assert rows["F_norm"].to_numpy() == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6])
 
 
@@ -120,12 +130,12 @@ def test_default_bin_count_shrinks_for_small_populations():
 
 def test_population_statistics():
     analysis = summarize([population("A", [4, 1, 3, 2, 10])], n_boot=10)
-    assert analysis.summary["populations"]["A"] == {
-        "n": 5, "min": 1.0, "mean": 4.0, "median": 3.0, "excluded": 0}
+    assert analysis.summary["populations"]["A"] == {"n": 5, "min": 1.0, "mean": 4.0, "median": 3.0, "excluded": 0}
     assert analysis.summary["ks"] == {}
 
 
 # --- bootstrap ------------------------------------------------------------------------------
+
 
 def test_sample_size_is_a_quarter_rounded_up_at_least_one():
     assert [sample_size(n) for n in (1, 3, 4, 10, 100)] == [1, 1, 1, 3, 25]
@@ -150,8 +160,8 @@ def test_bootstrap_when_the_parameter_decides_the_error():
     depth = np.random.default_rng(0).permutation(np.arange(1, 101)).astype(float)
     best = bootstrap_best_values(depth, depth, n_boot=10_000, seed=1)
     assert set(np.unique(best)) <= set(range(1, 101))
-    assert np.mean(best == 1) == pytest.approx(1 - 0.99 ** 25, abs=0.02)
-    assert np.mean(best <= 3) == pytest.approx(1 - 0.97 ** 25, abs=0.02)
+    assert np.mean(best == 1) == pytest.approx(1 - 0.99**25, abs=0.02)
+    assert np.mean(best <= 3) == pytest.approx(1 - 0.97**25, abs=0.02)
     r = good_range(depth, depth, n_boot=10_000, seed=1)
     assert r["lo"] == 1 and r["median"] == 3 and 13 <= r["hi"] <= 15
 

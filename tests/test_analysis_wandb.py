@@ -32,13 +32,16 @@ def test_offline_logging_writes_a_local_run(tmp_path, offline_wandb, capsys):
     figure.add_subplot().plot([0, 1], [0, 1])
     edf_png = tmp_path / "edf.png"
     figure.savefig(edf_png)
-    tables = {"A": pd.DataFrame({"top1_err": [1.0, 2.0], "ws": [[8, 16], [8, 24]]}),
-              "B": pd.DataFrame({"top1_err": [3.0], "depth": [7]})}
-    summary = {"populations": {"A": {"n": 2, "min": 1.0}, "B": {"n": 1, "min": 3.0}},
-               "ks": {"A vs B": {"plain": 1.0, "normalized": 1.0, "p_value": 0.5}}}
+    tables = {
+        "A": pd.DataFrame({"top1_err": [1.0, 2.0], "ws": [[8, 16], [8, 24]]}),
+        "B": pd.DataFrame({"top1_err": [3.0], "depth": [7]}),
+    }
+    summary = {
+        "populations": {"A": {"n": 2, "min": 1.0}, "B": {"n": 1, "min": 3.0}},
+        "ks": {"A vs B": {"plain": 1.0, "normalized": 1.0, "p_value": 0.5}},
+    }
 
-    run_dir = log_to_wandb(tables, summary, {"edf.png": edf_png}, project="netspaces-test",
-                           group="sweep-1")
+    run_dir = log_to_wandb(tables, summary, {"edf.png": edf_png}, project="netspaces-test", group="sweep-1")
 
     assert run_dir is not None, capsys.readouterr().err
     assert run_dir.is_dir() and run_dir.is_relative_to(tmp_path)
@@ -60,8 +63,9 @@ def test_analyze_with_wandb_flag_logs_offline(tmp_path, offline_wandb, capsys):
     table = tmp_path / "sweep-7" / "population.csv"
     table.parent.mkdir()
     table.write_text("top1_err,flops\n3.0,1e8\n2.0,2e8\n")
-    args = build_parser().parse_args(["analyze", str(table.parent), "--out", str(tmp_path / "out"),
-                              "--n-boot", "10", "--wandb"])
+    args = build_parser().parse_args(
+        ["analyze", str(table.parent), "--out", str(tmp_path / "out"), "--n-boot", "10", "--wandb"]
+    )
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "W&B run (group sweep-7)" in printed
@@ -70,8 +74,9 @@ def test_analyze_with_wandb_flag_logs_offline(tmp_path, offline_wandb, capsys):
 
 def test_logging_failures_only_warn(tmp_path, offline_wandb, capsys):
     # A plot path that does not exist makes wandb.Image fail: one warning, no exception.
-    result = log_to_wandb({"A": pd.DataFrame({"top1_err": [1.0]})}, {},
-                          {"edf.png": tmp_path / "missing.png"}, group="g", run_dir=tmp_path)
+    result = log_to_wandb(
+        {"A": pd.DataFrame({"top1_err": [1.0]})}, {}, {"edf.png": tmp_path / "missing.png"}, group="g", run_dir=tmp_path
+    )
     assert result is None
     err = capsys.readouterr().err
     assert "warning: W&B logging failed" in err and err.count("\n") == 1

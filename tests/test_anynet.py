@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from netspaces.space.complexity import complexity
 from netspaces.errors import UserError
 from netspaces.models.anynet import build_model
+from netspaces.space.complexity import complexity
 from netspaces.space.spec import NetSpec
 
 
@@ -19,8 +19,14 @@ def n_params(m):
 @pytest.mark.parametrize("block", ["x", "y", "r", "v"])
 @pytest.mark.parametrize("stages", [4, 5])
 def test_any_block_and_stage_count_builds_and_counts(block, stages):
-    spec = NetSpec(ws=[16, 32, 64, 96, 128][:stages], ds=[1, 2, 1, 2, 1][:stages], bs=[1, 0.5, 1, 0.25, 1][:stages],
-                   gs=[8, 8, 16, 8, 16][:stages], block=block, num_classes=10)
+    spec = NetSpec(
+        ws=[16, 32, 64, 96, 128][:stages],
+        ds=[1, 2, 1, 2, 1][:stages],
+        bs=[1, 0.5, 1, 0.25, 1][:stages],
+        gs=[8, 8, 16, 8, 16][:stages],
+        block=block,
+        num_classes=10,
+    )
     model = build_model(spec)
     assert n_params(model) == complexity(spec).params
     out = model(torch.randn(2, 3, 64, 64))
@@ -75,11 +81,14 @@ def test_pycls_initialisation_and_zero_init_final_gamma():
     assert build_model(spec).stages[0][0].f[-1].weight.eq(1).all()
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    (dict(ws=[64], ds=[1], bs=[1], gs=[24]), "not a multiple of group width 24"),
-    (dict(ws=[64, 64], ds=[1], bs=[1], gs=[8]), "ds has 1 entries but ws has 2"),
-    (dict(ws=[64], ds=[1], bs=[1], gs=[8], block="z"), "unknown block 'z'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(ws=[64], ds=[1], bs=[1], gs=[24]), "not a multiple of group width 24"),
+        (dict(ws=[64, 64], ds=[1], bs=[1], gs=[8]), "ds has 1 entries but ws has 2"),
+        (dict(ws=[64], ds=[1], bs=[1], gs=[8], block="z"), "unknown block 'z'"),
+    ],
+)
 def test_bad_specs_are_user_errors(kwargs, needle):
     with pytest.raises(UserError, match=needle):
         NetSpec(**kwargs)

@@ -16,13 +16,20 @@ SRC = REPO / "src" / "netspaces"
 
 def _imported(module: str) -> set[str]:
     """sys.modules after importing `module` (and its submodules) in a fresh interpreter."""
-    code = ("import importlib, json, pkgutil, sys\n"
-            f"m = importlib.import_module({module!r})\n"
-            "for info in pkgutil.walk_packages(getattr(m, '__path__', []), m.__name__ + '.'):\n"
-            "    importlib.import_module(info.name)\n"
-            "print(json.dumps(sorted(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import importlib, json, pkgutil, sys\n"
+        f"m = importlib.import_module({module!r})\n"
+        "for info in pkgutil.walk_packages(getattr(m, '__path__', []), m.__name__ + '.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return set(json.loads(out.stdout))
 
@@ -34,8 +41,11 @@ def _roots(modules: set[str]) -> set[str]:
 def test_the_design_space_maths_is_torch_free():
     loaded = _imported("netspaces.space")
     assert not _roots(loaded) & {"torch", "hydra", "omegaconf", "lightning", "pandas", "matplotlib"}
-    assert not {m for m in loaded if m.startswith(("netspaces.train", "netspaces.perf", "netspaces.models",
-                                                   "netspaces.analysis"))}
+    assert not {
+        m
+        for m in loaded
+        if m.startswith(("netspaces.train", "netspaces.perf", "netspaces.models", "netspaces.analysis"))
+    }
 
 
 @pytest.mark.parametrize("package", ["netspaces.models", "netspaces.analysis"])
@@ -61,11 +71,14 @@ def _imports(path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("room,forbidden", [
-    ("space", ("netspaces.models", "netspaces.train", "netspaces.analysis", "netspaces.perf", "torch", "hydra")),
-    ("models", ("netspaces.train", "netspaces.analysis", "netspaces.perf", "hydra", "omegaconf", "lightning")),
-    ("analysis", ("netspaces.train", "netspaces.perf", "netspaces.models", "hydra", "lightning")),
-])
+@pytest.mark.parametrize(
+    "room,forbidden",
+    [
+        ("space", ("netspaces.models", "netspaces.train", "netspaces.analysis", "netspaces.perf", "torch", "hydra")),
+        ("models", ("netspaces.train", "netspaces.analysis", "netspaces.perf", "hydra", "omegaconf", "lightning")),
+        ("analysis", ("netspaces.train", "netspaces.perf", "netspaces.models", "hydra", "lightning")),
+    ],
+)
 def test_no_room_imports_back_up_the_chain_even_lazily(room, forbidden):
     # arrows point one way: space <- models <- train; space <- analysis; record shared by all
     for path in (SRC / room).glob("*.py"):
@@ -74,8 +87,10 @@ def test_no_room_imports_back_up_the_chain_even_lazily(room, forbidden):
 
 
 def test_train_modules_have_no_import_cycle():
-    graph = {f"netspaces.train.{p.stem}": {m for m in _imports(p) if m.startswith("netspaces.train.")}
-             for p in (SRC / "train").glob("*.py")}
+    graph = {
+        f"netspaces.train.{p.stem}": {m for m in _imports(p) if m.startswith("netspaces.train.")}
+        for p in (SRC / "train").glob("*.py")
+    }
     for module, deps in graph.items():
         for dep in deps:
             assert module not in graph.get(dep, set()), f"{module} and {dep} import each other"

@@ -27,11 +27,11 @@ def toy_block(w_in, w_out, stride, bot_mul, group_w, se_r):
 
 BLOCKS["toy"] = toy_block
 '''
-TOY_SPACE = '''
+TOY_SPACE = """
 SPACES["toynet"] = AnyNetSpace("toynet", shared_b=True, shared_g=True, increasing_w=True, stages=3,
                                restriction="3 stages, shared b and g, non-decreasing widths")
-'''
-TOY_DATA_YAML = '''# even digits only, 5 classes (a test of docs/architecture.md)
+"""
+TOY_DATA_YAML = """# even digits only, 5 classes (a test of docs/architecture.md)
 name: digits_even
 root: null
 resolution: 16
@@ -42,8 +42,8 @@ augment: false
 limit_per_class: null
 workers: 0
 pin_memory: auto
-'''
-TOY_DATA = '''
+"""
+TOY_DATA = """
 
 def load_digits_even(s):
     x_tr, y_tr, x_va, y_va = load_digits_split(s)
@@ -52,8 +52,8 @@ def load_digits_even(s):
 
 
 DATASETS["digits_even"] = DataSet(lambda s: None, lambda s: InMemoryData(s, load_digits_even))
-'''
-TOY_PLOT = '''
+"""
+TOY_PLOT = """
 
 def error_hist_plot(populations):
     figure = Figure(figsize=(5, 3.5), layout="constrained")
@@ -63,12 +63,15 @@ def error_hist_plot(populations):
     ax.set_xlabel("top-1 error (%)")
     ax.legend()
     return _png(figure)
-'''
+"""
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def _changed(before: dict[str, bytes], root: Path) -> set[str]:
@@ -103,9 +106,10 @@ def test_a_block_a_space_a_data_set_and_a_plot_each_touch_at_most_three_files(tm
 
     before = _snapshot(tree)
     plots = pkg / "analysis" / "plots.py"
-    text = plots.read_text().replace("    return plots, notes\n",
-                                     '    plots["error_hist.png"] = error_hist_plot(populations)\n'
-                                     "    return plots, notes\n")
+    text = plots.read_text().replace(
+        "    return plots, notes\n",
+        '    plots["error_hist.png"] = error_hist_plot(populations)\n    return plots, notes\n',
+    )
     plots.write_text(text + TOY_PLOT)
     touched["plot"] = _changed(before, tree)
 
@@ -113,10 +117,28 @@ def test_a_block_a_space_a_data_set_and_a_plot_each_touch_at_most_three_files(tm
 
     env = subprocess_env(tmp_path) | {"PYTHONPATH": str(tree / "src")}
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, str(tree / "train.py"), "-m", "sweep.n=2", "space=toynet", "block=toy",
-                          "regime=200mf", "data=digits_even", "schedule=quick", "schedule.epochs=1",
-                          "trainer.limit_train_batches=2", "trainer.threads=1", f"paths.output={out}"],
-                         cwd=tree, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(tree / "train.py"),
+            "-m",
+            "sweep.n=2",
+            "space=toynet",
+            "block=toy",
+            "regime=200mf",
+            "data=digits_even",
+            "schedule=quick",
+            "schedule.epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.threads=1",
+            f"paths.output={out}",
+        ],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     sweep = out / "sweeps" / "toynet_toy-200mf-digits_even-quick-s0"
     rows = list(csv.DictReader((sweep / "population.csv").open()))
@@ -127,9 +149,17 @@ def test_a_block_a_space_a_data_set_and_a_plot_each_touch_at_most_three_files(tm
     assert 180e6 <= record["flops"] <= 200e6  # the 200mf window, counted from the toy block's plan
 
     report = tmp_path / "analysis"
-    done = subprocess.run([sys.executable, "-m", "netspaces", "analyze", str(sweep), "--out", str(report),
-                           "--n-boot", "50"], cwd=tree, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "netspaces", "analyze", str(sweep), "--out", str(report), "--n-boot", "50"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (report / "error_hist.png").read_bytes()[:4] == b"\x89PNG"
-    assert 'id="error_hist"' in (report / "report.html").read_text() or "error_hist" in (
-        report / "report.html").read_text()
+    assert (
+        'id="error_hist"' in (report / "report.html").read_text()
+        or "error_hist" in (report / "report.html").read_text()
+    )

@@ -25,8 +25,8 @@ EXPECTED = {
     "train_step_vs_timm": {"train_step_vs_timm_32px", "train_step_vs_timm_64px"},
     "sampler": {"sampler_anynetx_a", "sampler_regnetx"},
     "memory": {"memory"},
-    "data_pipeline": {"data_pipeline_digits"} | ({"data_pipeline_cifar10", "data_pipeline_imagefolder"}
-                                                 if CIFAR10.is_dir() else set()),
+    "data_pipeline": {"data_pipeline_digits"}
+    | ({"data_pipeline_cifar10", "data_pipeline_imagefolder"} if CIFAR10.is_dir() else set()),
     "fit_loop_overhead": {"fit_loop_overhead"},
     "population": {"population"},
 }
@@ -119,9 +119,15 @@ def test_memory_reads_the_worker_s_own_peak_not_its_parent_s():
     import subprocess
 
     ballast = b"\x01" * (400 * 2**20)  # this (parent) process now holds 400 MB more
-    code = ("import resource, sys; sys.path.insert(0, sys.argv[1]); from benchmarks.memory import _peak_rss_mb; "
-            "print(_peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    own, inherited = map(float, subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True,
-                                               text=True, check=True).stdout.split())
+    code = (
+        "import resource, sys; sys.path.insert(0, sys.argv[1]); from benchmarks.memory import _peak_rss_mb; "
+        "print(_peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    own, inherited = map(
+        float,
+        subprocess.run(
+            [sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True, check=True
+        ).stdout.split(),
+    )
     assert own < 100 < 400 < inherited  # a bare interpreter; ru_maxrss carries the parent's peak over fork
     del ballast

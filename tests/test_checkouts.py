@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 
-import pytest
-
 from conftest import REPO
-
 
 
 def _copy_checkout(dest):
     """The working tree as git sees it (tracked and untracked, not ignored files)."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, check=True).stdout.split(b"\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
     for name in filter(None, files):
         src, dst = REPO / name.decode(), dest / name.decode()
         if src.is_file():
@@ -31,17 +32,34 @@ def test_each_checkout_runs_its_own_code(tmp_path):
     init.write_text(init.read_text().replace('__version__ = "', '__version__ = "9.9.9+b-'))  # B runs other code
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"NETSPACES_SKIP_CHROMIUM": "1"}
     for tree in (a, b, a):  # installing one never re-points the other
-        done = subprocess.run(["make", "-s", "install"], cwd=tree, env=env, capture_output=True, text=True,
-                              timeout=900)
+        done = subprocess.run(["make", "-s", "install"], cwd=tree, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-2000:]
 
     def versions(tree):
-        cli = subprocess.run([str(tree / ".venv/bin/netspaces"), "--version"], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, check=True).stdout
-        module = subprocess.run([str(tree / ".venv/bin/python"), "-m", "netspaces", "--version"], cwd=tmp_path,
-                                env=env, capture_output=True, text=True, check=True).stdout
-        imported = subprocess.run([str(tree / ".venv/bin/python"), "-c", "import netspaces; print(netspaces.__file__)"],
-                                  cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+        cli = subprocess.run(
+            [str(tree / ".venv/bin/netspaces"), "--version"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        module = subprocess.run(
+            [str(tree / ".venv/bin/python"), "-m", "netspaces", "--version"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        imported = subprocess.run(
+            [str(tree / ".venv/bin/python"), "-c", "import netspaces; print(netspaces.__file__)"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return cli, module, imported
 
     for tree in (a, b):

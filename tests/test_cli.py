@@ -20,13 +20,35 @@ def test_describe_json_has_the_exact_numbers():
     r = run("describe", "RegNetX-400MF", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d == {"name": "RegNetX-400MF", "ws": [32, 64, 160, 384], "ds": [1, 2, 7, 12], "gs": [16, 16, 16, 16],
-                 "bs": [1.0, 1.0, 1.0, 1.0], "flops": 397678568, "params": 5157512, "acts": 3143272}
+    assert d == {
+        "name": "RegNetX-400MF",
+        "ws": [32, 64, 160, 384],
+        "ds": [1, 2, 7, 12],
+        "gs": [16, 16, 16, 16],
+        "bs": [1.0, 1.0, 1.0, 1.0],
+        "flops": 397678568,
+        "params": 5157512,
+        "acts": 3143272,
+    }
 
 
 def test_describe_any_regnet_equals_the_zoo_model():
-    r = run("describe", "--depth", "16", "--w0", "48", "--wa", "27.89", "--wm", "2.09", "--group-w", "8",
-            "--se-r", "0.25", "--json")
+    r = run(
+        "describe",
+        "--depth",
+        "16",
+        "--w0",
+        "48",
+        "--wa",
+        "27.89",
+        "--wm",
+        "2.09",
+        "--group-w",
+        "8",
+        "--se-r",
+        "0.25",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert (d["flops"], d["params"], d["acts"]) == (401849056, 4344144, 3892496)  # RegNetY-400MF
@@ -53,16 +75,28 @@ def test_spaces_prints_table1():
     assert "1.8e+18" in r.stdout and "3.0e+08" in r.stdout
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["describe", "RegNetZ-1GF"], "unknown model 'RegNetZ-1GF'"),
-    (["sample", "--space", "nospace", "--regime", "400mf"], "unknown space 'nospace'"),
-    (["describe", "--depth", "10", "--w0", "24", "--wa", "20", "--wm", "1.0", "--group-w", "8"], "wm must be > 1"),
-    (["describe", "--depth", "10", "--w0", "20", "--wa", "20", "--wm", "2", "--group-w", "8"], "multiple of 8; got 20"),
-    (["describe", "--depth", "0", "--w0", "24", "--wa", "20", "--wm", "2", "--group-w", "8"], "depth must be >= 1; got 0"),
-    (["sample", "--space", "regnetx_refined", "--regime", "32gf", "--n", "1", "--max-candidates", "5000"], "found only 0 of 1"),
-    (["sample", "--space", "regnetx", "--regime", "7mf"], "unknown regime '7mf'"),
-    (["describe", "--w0", "24"], "missing --depth"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["describe", "RegNetZ-1GF"], "unknown model 'RegNetZ-1GF'"),
+        (["sample", "--space", "nospace", "--regime", "400mf"], "unknown space 'nospace'"),
+        (["describe", "--depth", "10", "--w0", "24", "--wa", "20", "--wm", "1.0", "--group-w", "8"], "wm must be > 1"),
+        (
+            ["describe", "--depth", "10", "--w0", "20", "--wa", "20", "--wm", "2", "--group-w", "8"],
+            "multiple of 8; got 20",
+        ),
+        (
+            ["describe", "--depth", "0", "--w0", "24", "--wa", "20", "--wm", "2", "--group-w", "8"],
+            "depth must be >= 1; got 0",
+        ),
+        (
+            ["sample", "--space", "regnetx_refined", "--regime", "32gf", "--n", "1", "--max-candidates", "5000"],
+            "found only 0 of 1",
+        ),
+        (["sample", "--space", "regnetx", "--regime", "7mf"], "unknown regime '7mf'"),
+        (["describe", "--w0", "24"], "missing --depth"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, needle):
     r = run(*args)
     assert r.returncode == 2

@@ -9,8 +9,17 @@ from PIL import Image
 
 from conftest import CIFAR10, IMAGENETTE, TINY, compose_train, needs
 from netspaces.errors import UserError
-from netspaces.train.data import (FolderData, InMemoryData, check_data, ShardSampler, folder_transforms, limit_per_class,
-                                  load_cifar10_split, load_digits_split, random_crop_flip)
+from netspaces.train.data import (
+    FolderData,
+    InMemoryData,
+    ShardSampler,
+    check_data,
+    folder_transforms,
+    limit_per_class,
+    load_cifar10_split,
+    load_digits_split,
+    random_crop_flip,
+)
 from netspaces.train.run import train
 from netspaces.train.settings import DataSettings
 
@@ -44,7 +53,7 @@ def test_random_crop_flip_is_a_padded_crop_of_each_image():
     assert out.shape == x.shape
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(2):
-        crops = [padded[i, :, r:r + 8, c:c + 8] for r in range(5) for c in range(5)]
+        crops = [padded[i, :, r : r + 8, c : c + 8] for r in range(5) for c in range(5)]
         assert any(torch.equal(out[i], c) or torch.equal(out[i], c.flip(-1)) for c in crops)
     same = random_crop_flip(x, pad=2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out, same)
@@ -52,8 +61,16 @@ def test_random_crop_flip_is_a_padded_crop_of_each_image():
 
 @needs(CIFAR10)
 def test_cifar10_image_tree_decodes_into_memory_and_caches(tmp_path):
-    s = DataSettings(name="cifar10", batch_size=16, resolution=32, root=str(CIFAR10), train_split="train",
-                     val_split="test", limit_per_class=5, cache_dir=str(tmp_path))
+    s = DataSettings(
+        name="cifar10",
+        batch_size=16,
+        resolution=32,
+        root=str(CIFAR10),
+        train_split="train",
+        val_split="test",
+        limit_per_class=5,
+        cache_dir=str(tmp_path),
+    )
     x_tr, y_tr, x_va, y_va = load_cifar10_split(s)
     assert x_tr.dtype == torch.uint8 and x_tr.shape == (50, 3, 32, 32) and x_va.shape == (50, 3, 32, 32)
     assert np.bincount(y_tr.numpy()).tolist() == [5] * 10
@@ -66,8 +83,17 @@ def test_cifar10_image_tree_decodes_into_memory_and_caches(tmp_path):
 
 @needs(IMAGENETTE)
 def test_imagenet_transforms_and_greyscale_images_become_rgb():
-    s = DataSettings(name="imagenet", batch_size=4, resolution=224, root=str(IMAGENETTE), augment=True,
-                     pca_lighting=0.1, limit_per_class=100, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    s = DataSettings(
+        name="imagenet",
+        batch_size=4,
+        resolution=224,
+        root=str(IMAGENETTE),
+        augment=True,
+        pca_lighting=0.1,
+        limit_per_class=100,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+    )
     data = FolderData(s)
     data.setup()
     assert data.num_classes == 10 and len(data.train_set) == 1000 and len(data.val_set) == 500
@@ -78,8 +104,12 @@ def test_imagenet_transforms_and_greyscale_images_become_rgb():
     assert val_img.shape == (3, 224, 224)
     # evaluation is deterministic: resize 256 -> center crop 224
     assert torch.equal(val_img, data.val_set[0][0])
-    small = folder_transforms(DataSettings(name="imagefolder", batch_size=1, resolution=64, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
-                              train=False)
+    small = folder_transforms(
+        DataSettings(
+            name="imagefolder", batch_size=1, resolution=64, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+        ),
+        train=False,
+    )
     assert small(Image.open(data.val_set.samples[0][0])).shape == (3, 64, 64)
 
 
@@ -98,9 +128,20 @@ def test_missing_roots_and_unknown_data_are_one_clear_error(tmp_path):
 @pytest.mark.usefixtures("restore_torch_state")
 @needs(CIFAR10)
 def test_imagefolder_path_trains_a_quick_epoch_on_cifar10(tmp_path):
-    cfg = compose_train([*TINY, "schedule.epochs=1", "data=imagefolder", f"data.root={CIFAR10}", "data.val_split=test",
-                         "data.resolution=32", "data.limit_per_class=8", "data.workers=0",
-                         f"paths.run_dir={tmp_path / 'run'}", f"paths.output={tmp_path}"])
+    cfg = compose_train(
+        [
+            *TINY,
+            "schedule.epochs=1",
+            "data=imagefolder",
+            f"data.root={CIFAR10}",
+            "data.val_split=test",
+            "data.resolution=32",
+            "data.limit_per_class=8",
+            "data.workers=0",
+            f"paths.run_dir={tmp_path / 'run'}",
+            f"paths.output={tmp_path}",
+        ]
+    )
     record = train(cfg)
     assert record["status"] == "ok" and record["data"] == "imagefolder" and record["epochs"] == 1
     assert record["trained"]["num_classes"] == 10 and record["trained"]["resolution"] == 32
@@ -109,8 +150,17 @@ def test_imagefolder_path_trains_a_quick_epoch_on_cifar10(tmp_path):
 @pytest.mark.usefixtures("restore_torch_state")
 @needs(CIFAR10)
 def test_cifar10_in_memory_path_trains_with_batched_augmentation(tmp_path):
-    cfg = compose_train([*TINY, "schedule.epochs=1", "data=cifar10", f"data.root={CIFAR10}", "data.limit_per_class=10",
-                         f"paths.run_dir={tmp_path / 'run'}", f"paths.output={tmp_path}"])
+    cfg = compose_train(
+        [
+            *TINY,
+            "schedule.epochs=1",
+            "data=cifar10",
+            f"data.root={CIFAR10}",
+            "data.limit_per_class=10",
+            f"paths.run_dir={tmp_path / 'run'}",
+            f"paths.output={tmp_path}",
+        ]
+    )
     record = train(cfg)
     assert record["status"] == "ok" and record["data"] == "cifar10"
 
@@ -118,9 +168,20 @@ def test_cifar10_in_memory_path_trains_with_batched_augmentation(tmp_path):
 @pytest.mark.usefixtures("restore_torch_state")
 @needs(IMAGENETTE)
 def test_imagenet_path_trains_a_quick_epoch_at_224px(tmp_path):
-    cfg = compose_train([*TINY, "schedule.epochs=1", "schedule.batch_size=10", "model=regnetx_200mf",
-                         "data=imagenet", f"data.root={IMAGENETTE}", "data.limit_per_class=2", "data.workers=1",
-                         f"paths.run_dir={tmp_path / 'run'}", f"paths.output={tmp_path}"])
+    cfg = compose_train(
+        [
+            *TINY,
+            "schedule.epochs=1",
+            "schedule.batch_size=10",
+            "model=regnetx_200mf",
+            "data=imagenet",
+            f"data.root={IMAGENETTE}",
+            "data.limit_per_class=2",
+            "data.workers=1",
+            f"paths.run_dir={tmp_path / 'run'}",
+            f"paths.output={tmp_path}",
+        ]
+    )
     record = train(cfg)
     assert record["status"] == "ok" and record["model"] == "RegNetX-200MF"
     assert record["trained"]["resolution"] == 224 and record["trained"]["num_classes"] == 10

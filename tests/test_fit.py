@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from netspaces.space.fit import fit_quantized_linear, per_block

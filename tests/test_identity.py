@@ -36,12 +36,30 @@ def _hash(overrides, **kw):
 
 def test_what_changes_the_computation_changes_the_hash_and_nothing_else_does():
     base = _hash([])
-    for same in (["trainer.threads=1"], ["paths.output=elsewhere"], ["logger=wandb"], ["sweep.n=7"], ["sample=3"],
-                 ["trainer.progress_bar=true"], ["perf.cudnn_benchmark=false"], ["schedule.eval_every=3"],
-                 ["trainer.channels_last=false"], ["data.workers=2"]):
+    for same in (
+        ["trainer.threads=1"],
+        ["paths.output=elsewhere"],
+        ["logger=wandb"],
+        ["sweep.n=7"],
+        ["sample=3"],
+        ["trainer.progress_bar=true"],
+        ["perf.cudnn_benchmark=false"],
+        ["schedule.eval_every=3"],
+        ["trainer.channels_last=false"],
+        ["data.workers=2"],
+    ):
         assert _hash(same) == base, same
-    for other in (["seed=1"], ["sweep.seed=1"], ["schedule.epochs=5"], ["trainer.limit_train_batches=3"],
-                  ["regime=200mf"], ["space=anynetx_a"], ["block=r"], ["schedule.base_lr=0.2"], ["data.resolution=16"]):
+    for other in (
+        ["seed=1"],
+        ["sweep.seed=1"],
+        ["schedule.epochs=5"],
+        ["trainer.limit_train_batches=3"],
+        ["regime=200mf"],
+        ["space=anynetx_a"],
+        ["block=r"],
+        ["schedule.base_lr=0.2"],
+        ["data.resolution=16"],
+    ):
         assert _hash(other) != base, other
 
 
@@ -77,8 +95,11 @@ def test_a_key_added_later_at_its_old_behaviour_keeps_existing_hashes(monkeypatc
     before = identity.of(cfg)[0]
     with open_dict(cfg):
         cfg.schedule.future_option = 0  # a new key, at the value that means "as before"
-    monkeypatch.setattr(register, "REGISTER", (register.Key("schedule.future_option", True, "a test of the rule",
-                                                           before=0), *register.REGISTER))
+    monkeypatch.setattr(
+        register,
+        "REGISTER",
+        (register.Key("schedule.future_option", True, "a test of the rule", before=0), *register.REGISTER),
+    )
     assert identity.of(cfg)[0] == before
     cfg.schedule.future_option = 1
     assert identity.of(cfg)[0] != before
@@ -88,8 +109,17 @@ def test_a_key_added_later_at_its_old_behaviour_keeps_existing_hashes(monkeypatc
 def test_records_carry_the_hash_of_their_config(tmp_path):
     from netspaces.train.run import train
 
-    cfg = compose_train(["schedule=quick", "schedule.epochs=1", "trainer.threads=1", "trainer.limit_train_batches=1",
-                         "trainer.limit_val_batches=1", f"paths.run_dir={tmp_path / 'run'}", f"paths.output={tmp_path}"])
+    cfg = compose_train(
+        [
+            "schedule=quick",
+            "schedule.epochs=1",
+            "trainer.threads=1",
+            "trainer.limit_train_batches=1",
+            "trainer.limit_val_batches=1",
+            f"paths.run_dir={tmp_path / 'run'}",
+            f"paths.output={tmp_path}",
+        ]
+    )
     rec = train(cfg)
     assert rec["identity"] == identity.of(cfg)[0]
     assert identity.of(OmegaConf.create(rec["config"]))[0] == rec["identity"]  # recomputable from the record

@@ -62,8 +62,12 @@ def test_efficientnets_by_the_flop_counter_match_the_published_numbers():
 
 
 def test_table2_with_toy_timing_writes_csv_and_markdown(tmp_path, capsys):
-    assert paper_tables.main(["table2", "--out", str(tmp_path), "--batch", "2", "--repeats", "1", "--warmup", "0",
-                              "--threads", "1"]) == 0
+    assert (
+        paper_tables.main(
+            ["table2", "--out", str(tmp_path), "--batch", "2", "--repeats", "1", "--warmup", "0", "--threads", "1"]
+        )
+        == 0
+    )
     rows = read_rows(tmp_path / "table2.csv")
     assert list(rows) == [m for _, m in paper_tables.TABLE2]
     x600 = rows["RegNetX-600MF"]
@@ -122,33 +126,59 @@ def test_our_errors_come_from_run_records(tmp_path):
 
 
 def test_population_tables_are_read_when_there_are_no_records(tmp_path):
-    (tmp_path / "population.jsonl").write_text(json.dumps({"status": "ok", "model": "regnety_600mf",
-                                                           "top1_err": 12.25, "data": "imagenette"}) + "\n")
+    (tmp_path / "population.jsonl").write_text(
+        json.dumps({"status": "ok", "model": "regnety_600mf", "top1_err": 12.25, "data": "imagenette"}) + "\n"
+    )
     assert str(paper_reference.our_errors(tmp_path)["RegNetY-600MF"]) == "12.2 (imagenette)"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["table9"], "paper_tables: error: unknown table 'table9'; allowed: table1, table2, table3, table4"),
-    (["table2", "--no-timing", "--results", "/no/such/dir"], "paper_tables: error: RESULTS=/no/such/dir is not a directory"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["table9"], "paper_tables: error: unknown table 'table9'; allowed: table1, table2, table3, table4"),
+        (
+            ["table2", "--no-timing", "--results", "/no/such/dir"],
+            "paper_tables: error: RESULTS=/no/such/dir is not a directory",
+        ),
+    ],
+)
 def test_bad_input_is_one_line(args, message, tmp_path, capsys):
     assert paper_tables.main([*args, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("script, args, message", [
-    ("figures.py", ["--n", "1"], "figures: error: N must be >= 2 and EPOCHS, JOBS >= 1; got N=1 EPOCHS=5"),
-    ("reproduce_small.py", ["--spaces", "regnetx"], "reproduce-small: error: reproduce-small compares 2 spaces"),
-    ("reproduce_small.py", ["--spaces", "regnetx", "anynetx_q"], "reproduce-small: error: unknown space 'anynetx_q'; allowed: anynetx_a"),
-])
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        ("figures.py", ["--n", "1"], "figures: error: N must be >= 2 and EPOCHS, JOBS >= 1; got N=1 EPOCHS=5"),
+        ("reproduce_small.py", ["--spaces", "regnetx"], "reproduce-small: error: reproduce-small compares 2 spaces"),
+        (
+            "reproduce_small.py",
+            ["--spaces", "regnetx", "anynetx_q"],
+            "reproduce-small: error: unknown space 'anynetx_q'; allowed: anynetx_a",
+        ),
+    ],
+)
 def test_population_scripts_refuse_bad_input_in_one_line(script, args, message, tmp_path):
     import subprocess
 
     (tmp_path / "cifar10" / "train").mkdir(parents=True)  # a data root that passes, whatever is beside the clone
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args, "--out", str(tmp_path / "out"),
-                        "--data-root", str(tmp_path / "cifar10")], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / script),
+            *args,
+            "--out",
+            str(tmp_path / "out"),
+            "--data-root",
+            str(tmp_path / "cifar10"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and r.stderr.startswith(message) and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "out").exists()  # nothing half-written
 
@@ -164,9 +194,25 @@ def test_reproduce_small_runs_end_to_end_at_toy_size(tmp_path):
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "WANDB_MODE": "offline", "OMP_WAIT_POLICY": "PASSIVE"}
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_small.py"), "--n", "3", "--epochs", "1",
-                        "--per-class", "10", "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "reproduce_small.py"),
+            "--n",
+            "3",
+            "--epochs",
+            "1",
+            "--per-class",
+            "10",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     last = r.stdout.strip().splitlines()[-1]
     assert last.startswith("KS regnetx vs anynetx_a: D = ") and "p-value = " in last

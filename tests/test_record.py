@@ -15,9 +15,18 @@ from netspaces.record import Record
 
 
 def _record(sample: int, err: float | None, status: str = "ok") -> Record:
-    return Record(status=status, name=f"s-{sample}", space="regnetx", regime="400mf", sample=sample,
-                  top1_err=err, flops=1000 + sample, arch={"ws": [8, 16], "ds": [1, 2], "wm": 2.5},
-                  config={"big": "x"}, history=[{"epoch": 1}])
+    return Record(
+        status=status,
+        name=f"s-{sample}",
+        space="regnetx",
+        regime="400mf",
+        sample=sample,
+        top1_err=err,
+        flops=1000 + sample,
+        arch={"ws": [8, 16], "ds": [1, 2], "wm": 2.5},
+        config={"big": "x"},
+        history=[{"epoch": 1}],
+    )
 
 
 def test_records_are_atomic_json_and_nan_becomes_null(tmp_path):
@@ -79,11 +88,23 @@ def test_netspaces_collect_command(tmp_path):
 
     record.write_record(tmp_path / "sample_000", _record(0, 20.0))
     record.write_record(tmp_path / "sample_001", _record(1, None, "failed"))
-    out = subprocess.run([sys.executable, "-m", "netspaces", "collect", str(tmp_path)], cwd=REPO,
-                         env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "netspaces", "collect", str(tmp_path)],
+        cwd=REPO,
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "2 records (1 failed, 1 ok)" in out.stdout
     assert len(list(csv.DictReader((tmp_path / "population.csv").open()))) == 2
-    bad = subprocess.run([sys.executable, "-m", "netspaces", "collect", str(tmp_path / "nope")], cwd=REPO,
-                         env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "netspaces", "collect", str(tmp_path / "nope")],
+        cwd=REPO,
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

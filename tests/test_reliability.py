@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import CIFAR10, REPO, TINY, compose_train, needs, run_train, subprocess_env
@@ -52,8 +51,10 @@ def test_a_changed_training_override_starts_a_population_of_its_own(tmp_path):
     assert other.returncode == 0, other.stderr[-2000:]
     moved = [d for d in base.parent.iterdir() if d.name.startswith(SWEEP + "-")]
     assert len(moved) == 1 and len(moved[0].name) == len(SWEEP) + 7
-    assert f"{base} holds another experiment (trainer.limit_train_batches 2 -> 1): this one goes to {moved[0]}" \
+    assert (
+        f"{base} holds another experiment (trainer.limit_train_batches 2 -> 1): this one goes to {moved[0]}"
         in other.stderr
+    )
     assert (base / "population.csv").read_text() == before  # untouched
     assert len(_table(moved[0] / "population.csv")) == 2
     h = json.loads((moved[0] / "identity.json").read_text())["hash"]
@@ -70,13 +71,24 @@ def test_a_changed_training_override_starts_a_population_of_its_own(tmp_path):
     keep = next(base.glob("sample_000*/result.json"))
     kept_mtime = keep.stat().st_mtime_ns
     victim.write_text(victim.read_text()[:200])
-    out = subprocess.run([sys.executable, "-m", "netspaces", "collect", str(base)], cwd=REPO,
-                         env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "netspaces", "collect", str(base)],
+        cwd=REPO,
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1 and f"{victim}: not valid JSON" in out.stderr and "Traceback" not in out.stderr
     assert len(_table(base / "population.csv")) == 1
-    an = subprocess.run([sys.executable, "-m", "netspaces", "analyze", str(base), "--out", str(tmp_path / "an"),
-                         "--n-boot", "20"], cwd=REPO, env=subprocess_env(tmp_path), capture_output=True, text=True,
-                        timeout=300)
+    an = subprocess.run(
+        [sys.executable, "-m", "netspaces", "analyze", str(base), "--out", str(tmp_path / "an"), "--n-boot", "20"],
+        cwd=REPO,
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert an.returncode == 0 and f"{victim}: not valid JSON" in an.stdout
     assert "1 unusable record(s) left out" in json.dumps(json.loads((tmp_path / "an" / "summary.json").read_text()))
     redo = run_train(args, tmp_path)
@@ -88,8 +100,16 @@ def test_a_changed_training_override_starts_a_population_of_its_own(tmp_path):
 
 def test_collect_and_analyze_split_records_of_different_experiments(tmp_path):
     def rec(i, ident, err):
-        return record.Record(status="ok", name=f"m{i}", space="regnetx", sample=i, top1_err=err, flops=1e8 + i,
-                             identity=ident, run_dir=str(tmp_path / "sweep" / f"sample_{i:03d}"))
+        return record.Record(
+            status="ok",
+            name=f"m{i}",
+            space="regnetx",
+            sample=i,
+            top1_err=err,
+            flops=1e8 + i,
+            identity=ident,
+            run_dir=str(tmp_path / "sweep" / f"sample_{i:03d}"),
+        )
 
     for i, (ident, err) in enumerate([("a" * 64, 10.0), ("a" * 64, 11.0), ("b" * 64, 50.0), (None, 30.0)]):
         record.write_record(tmp_path / "sweep" / f"sample_{i:03d}", rec(i, ident, err))
@@ -105,7 +125,10 @@ def test_collect_and_analyze_split_records_of_different_experiments(tmp_path):
 
     pops = load_populations(str(tmp_path / "sweep"))
     assert sorted((p.label, len(p.errors)) for p in pops) == [
-        ("regnetx-aaaaaa", 2), ("regnetx-bbbbbb", 1), ("regnetx-unknown", 1)]
+        ("regnetx-aaaaaa", 2),
+        ("regnetx-bbbbbb", 1),
+        ("regnetx-unknown", 1),
+    ]
     assert "holds 3 experiments" in pops[0].notes[0]
 
 
@@ -115,8 +138,12 @@ def test_collect_and_analyze_split_records_of_different_experiments(tmp_path):
 def test_impossible_values_are_excluded_by_name_and_small_populations_warned(tmp_path):
     from netspaces.analysis import analyze
 
-    rows = [{"top1_err": e, "flops": f, "run_dir": f"run{i}"} for i, (e, f) in
-            enumerate([(20.0, 1e8), (-5.0, 1e8), (250.0, 1e8), (30.0, float("inf")), (25.0, 2e8), (22.0, 3e8)])]
+    rows = [
+        {"top1_err": e, "flops": f, "run_dir": f"run{i}"}
+        for i, (e, f) in enumerate(
+            [(20.0, 1e8), (-5.0, 1e8), (250.0, 1e8), (30.0, float("inf")), (25.0, 2e8), (22.0, 3e8)]
+        )
+    ]
     table = tmp_path / "a.jsonl"
     table.write_text("".join(json.dumps(r).replace("Infinity", '"inf"') + "\n" for r in rows))
     one = tmp_path / "b.csv"
@@ -141,8 +168,9 @@ def test_a_truncated_or_empty_checkpoint_is_set_aside_and_the_run_starts_over(tm
     from netspaces.train.checkpoints import last_checkpoint
     from netspaces.train.run import train
 
-    cfg = compose_train([*TINY, f"paths.run_dir={tmp_path / 'run'}", f"paths.output={tmp_path}",
-                         "trainer.keep_checkpoint=true"])
+    cfg = compose_train(
+        [*TINY, f"paths.run_dir={tmp_path / 'run'}", f"paths.output={tmp_path}", "trainer.keep_checkpoint=true"]
+    )
     whole = train(cfg)
     ckpt = last_checkpoint(tmp_path / "run")
     for damage in (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), lambda p: p.write_bytes(b"")):
@@ -200,8 +228,16 @@ def test_the_decoded_cache_follows_the_content_and_classes_must_match(tmp_path):
 
     root = _tree(tmp_path / "tree")
     stats = dict(mean=(0.5,) * 3, std=(0.25,) * 3)
-    s = DataSettings(name="cifar10", batch_size=4, resolution=32, root=str(root), train_split="train",
-                     val_split="test", cache_dir=str(tmp_path / "cache"), **stats)
+    s = DataSettings(
+        name="cifar10",
+        batch_size=4,
+        resolution=32,
+        root=str(root),
+        train_split="train",
+        val_split="test",
+        cache_dir=str(tmp_path / "cache"),
+        **stats,
+    )
     first = load_cifar10_split(s)
     assert first[0].shape[0] == 6 and len(list((tmp_path / "cache").glob("*.npz"))) == 2
     _tree(root, classes=("airplane", "cat", "ship"))  # a class added
@@ -228,9 +264,21 @@ def test_the_decoded_cache_follows_the_content_and_classes_must_match(tmp_path):
 def test_an_unreadable_image_mid_run_is_one_line_and_a_failed_record(tmp_path):
     root = _tree(tmp_path / "tree", per_class=4)
     (root / "train" / "cat" / "2.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    out = run_train(["data=imagefolder", f"data.root={root}", "data.val_split=test", "data.resolution=32",
-                     "data.workers=1", "schedule=quick", "schedule.epochs=1", "schedule.batch_size=4",
-                     "trainer.threads=1", f"paths.output={tmp_path / 'out'}"], tmp_path)
+    out = run_train(
+        [
+            "data=imagefolder",
+            f"data.root={root}",
+            "data.val_split=test",
+            "data.resolution=32",
+            "data.workers=1",
+            "schedule=quick",
+            "schedule.epochs=1",
+            "schedule.batch_size=4",
+            "trainer.threads=1",
+            f"paths.output={tmp_path / 'out'}",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"cannot read image {root / 'train' / 'cat' / '2.jpg'}" in errors[0]
@@ -246,8 +294,18 @@ def test_an_unreadable_image_mid_run_is_one_line_and_a_failed_record(tmp_path):
 def test_the_record_says_which_precision_ran(tmp_path):
     from netspaces.train.run import train
 
-    rec = train(compose_train([*TINY, "schedule.epochs=1", "trainer.precision=16-mixed", "trainer.deterministic=false",
-                               f"paths.run_dir={tmp_path / 'run'}", f"paths.output={tmp_path}"]))
+    rec = train(
+        compose_train(
+            [
+                *TINY,
+                "schedule.epochs=1",
+                "trainer.precision=16-mixed",
+                "trainer.deterministic=false",
+                f"paths.run_dir={tmp_path / 'run'}",
+                f"paths.output={tmp_path}",
+            ]
+        )
+    )
     assert rec["status"] == "ok" and rec["precision"] == "bf16-mixed"  # what Lightning runs on a CPU
     assert rec["config"]["trainer"]["precision"] == "16-mixed"  # what was asked
 
@@ -255,30 +313,37 @@ def test_the_record_says_which_precision_ran(tmp_path):
 # ---------------------------------------------------------------- refusals: one line, nothing written
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["schedule.epochs=0"], "schedule.epochs=0 is not allowed"),
-    (["data=cifar10", "data.root=/nonexistent"], "data.root=/nonexistent does not exist"),
-    (["model=timm"], "model.name is required with model=timm"),
-    (["trainer=gpu"], "this machine has no CUDA GPU"),
-    (["+extra=1"], "extra=1 is not allowed: not a key netspaces reads"),
-    (["schedule.epochz=3"], "schedule.epochz is not a key of schedule; its keys: base_lr, batch_size"),
-    (["hydra/launcher=jobli"], "hydra/launcher=jobli is not an option of hydra/launcher; allowed: basic"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["schedule.epochs=0"], "schedule.epochs=0 is not allowed"),
+        (["data=cifar10", "data.root=/nonexistent"], "data.root=/nonexistent does not exist"),
+        (["model=timm"], "model.name is required with model=timm"),
+        (["trainer=gpu"], "this machine has no CUDA GPU"),
+        (["+extra=1"], "extra=1 is not allowed: not a key netspaces reads"),
+        (["schedule.epochz=3"], "schedule.epochz is not a key of schedule; its keys: base_lr, batch_size"),
+        (["hydra/launcher=jobli"], "hydra/launcher=jobli is not an option of hydra/launcher; allowed: basic"),
+    ],
+)
 @pytest.mark.parametrize("multirun", [False, True])
 def test_a_refused_value_is_one_line_and_leaves_no_directory(tmp_path, args, expected, multirun):
-    out = run_train([*(["-m", "sweep.n=2"] if multirun else []), *args, f"paths.output={tmp_path / 'out'}"],
-                    tmp_path, timeout=120)
+    out = run_train(
+        [*(["-m", "sweep.n=2"] if multirun else []), *args, f"paths.output={tmp_path / 'out'}"], tmp_path, timeout=120
+    )
     assert out.returncode == 2
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], out.stderr
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("flags,expected", [
-    (["--wa", "nan"], "argument --wa: must be a finite number, got 'nan'"),
-    (["--wm", "inf"], "argument --wm: must be a finite number, got 'inf'"),
-    (["--se-r", "-1"], "se_r (squeeze-excitation ratio) must be in [0, 1); got -1.0"),
-])
+@pytest.mark.parametrize(
+    "flags,expected",
+    [
+        (["--wa", "nan"], "argument --wa: must be a finite number, got 'nan'"),
+        (["--wm", "inf"], "argument --wm: must be a finite number, got 'inf'"),
+        (["--se-r", "-1"], "se_r (squeeze-excitation ratio) must be in [0, 1); got -1.0"),
+    ],
+)
 def test_describe_refuses_non_finite_and_out_of_range_numbers(flags, expected, capsys):
     from netspaces.cli import main
 
@@ -323,8 +388,9 @@ def test_a_full_disk_while_training_is_one_line_and_nothing_partial(tmp_path, mo
         hydra_job(cfg)
     assert done.value.code == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
-    assert err == [f"error: no space left on the device writing {next(iter((tmp_path / 'run').rglob(site)), None) or ''}"
-                   .rstrip()] or (len(err) == 1 and "no space left on the device writing" in err[0] and site in err[0])
+    assert err == [
+        f"error: no space left on the device writing {next(iter((tmp_path / 'run').rglob(site)), None) or ''}".rstrip()
+    ] or (len(err) == 1 and "no space left on the device writing" in err[0] and site in err[0])
     _no_partial_files(tmp_path)
     assert not (tmp_path / "run" / "result.json").exists() or site != "result.json"
 
@@ -333,12 +399,15 @@ def test_a_full_disk_for_the_table_and_the_analysis_leaves_nothing_partial(tmp_p
     from netspaces.cli import main
 
     for i in range(3):
-        record.write_record(tmp_path / "sweep" / f"sample_{i:03d}",
-                            record.Record(status="ok", name=f"m{i}", top1_err=10.0 + i, flops=1e8 * (i + 1)))
+        record.write_record(
+            tmp_path / "sweep" / f"sample_{i:03d}",
+            record.Record(status="ok", name=f"m{i}", top1_err=10.0 + i, flops=1e8 * (i + 1)),
+        )
     _disk_full_for(monkeypatch, "population")
     assert main(["collect", str(tmp_path / "sweep")]) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"netspaces: error: no space left on the device writing {tmp_path / 'sweep' / 'population.jsonl'}"]
+        f"netspaces: error: no space left on the device writing {tmp_path / 'sweep' / 'population.jsonl'}"
+    ]
     _no_partial_files(tmp_path)
     assert not (tmp_path / "sweep" / "population.jsonl").exists()
 
@@ -356,8 +425,15 @@ def test_a_full_disk_for_the_decoded_cache_only_costs_the_cache(tmp_path, monkey
 
     root = _tree(tmp_path / "tree")
     _disk_full_for(monkeypatch, ".npz")
-    s = DataSettings(name="cifar10", batch_size=4, resolution=32, root=str(root), train_split="train",
-                     val_split="test", cache_dir=str(tmp_path / "cache"))
+    s = DataSettings(
+        name="cifar10",
+        batch_size=4,
+        resolution=32,
+        root=str(root),
+        train_split="train",
+        val_split="test",
+        cache_dir=str(tmp_path / "cache"),
+    )
     x = load_cifar10_split(s)[0]
     assert x.shape[0] == 6 and "decoded data not cached: no space left" in caplog.text
     assert not list((tmp_path / "cache").glob("*"))
@@ -366,14 +442,25 @@ def test_a_full_disk_for_the_decoded_cache_only_costs_the_cache(tmp_path, monkey
 # ---------------------------------------------------------------- signals
 
 
-@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
-                         ids=["basic", "joblib"])
+@pytest.mark.parametrize(
+    "launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"]
+)
 def test_sigterm_interrupts_a_sweep_which_the_same_command_resumes(tmp_path, launcher):
-    args = ["-m", "sweep.n=3", "schedule=quick", "schedule.epochs=6", "trainer.threads=1",
-            "trainer.limit_train_batches=4", "trainer.limit_val_batches=1", *launcher, f"paths.output={tmp_path}"]
+    args = [
+        "-m",
+        "sweep.n=3",
+        "schedule=quick",
+        "schedule.epochs=6",
+        "trainer.threads=1",
+        "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=1",
+        *launcher,
+        f"paths.output={tmp_path}",
+    ]
     cmd = [sys.executable, str(REPO / "train.py"), *args]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     sweep = tmp_path / "sweeps" / SWEEP
     deadline = time.time() + 240
     while time.time() < deadline and not list(sweep.glob("sample_000*/checkpoints/last.ckpt")):

@@ -17,8 +17,15 @@ from conftest import REPO, subprocess_env
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["-m", "sweep.n=3", "schedule=quick", "schedule.epochs=4", "trainer.threads=1",
-        "trainer.limit_train_batches=10", "trainer.limit_val_batches=2"]
+ARGS = [
+    "-m",
+    "sweep.n=3",
+    "schedule=quick",
+    "schedule.epochs=4",
+    "trainer.threads=1",
+    "trainer.limit_train_batches=10",
+    "trainer.limit_val_batches=2",
+]
 SWEEP = "regnetx-400mf-digits-quick-s0"
 
 
@@ -29,8 +36,9 @@ def _records(out):
 def test_sigkill_at_twelve_random_moments_loses_and_repeats_nothing(tmp_path):
     cmd = [sys.executable, str(REPO / "train.py"), *ARGS]
     env = subprocess_env(tmp_path)
-    reference = subprocess.run([*cmd, f"paths.output={tmp_path / 'ref'}"], cwd=REPO, env=env, capture_output=True,
-                               text=True, timeout=600)
+    reference = subprocess.run(
+        [*cmd, f"paths.output={tmp_path / 'ref'}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert reference.returncode == 0, reference.stderr[-2000:]
     expected = {name: r["top1_err"] for name, r in _records(tmp_path / "ref").items()}
 
@@ -40,8 +48,14 @@ def test_sigkill_at_twelve_random_moments_loses_and_repeats_nothing(tmp_path):
     kills = 0
     while kills < 12:  # a sweep that finishes between kills is done; the kills go on in a fresh one
         out = outs[-1]
-        proc = subprocess.Popen([*cmd, f"paths.output={out}"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [*cmd, f"paths.output={out}"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(rng.uniform(1.0, 8.0))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -56,8 +70,9 @@ def test_sigkill_at_twelve_random_moments_loses_and_repeats_nothing(tmp_path):
                 assert finished.setdefault(key, rec["finished_at"]) == rec["finished_at"], f"{key} retrained"
 
     for out in outs:
-        done = subprocess.run([*cmd, f"paths.output={out}"], cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            [*cmd, f"paths.output={out}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         recs = _records(out)
         assert sorted(recs) == sorted(expected) and {r["status"] for r in recs.values()} == {"ok"}

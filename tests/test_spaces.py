@@ -2,13 +2,12 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
-from netspaces.space.complexity import complexity
 from netspaces.errors import UserError
 from netspaces.models.anynet import build_model
+from netspaces.space.complexity import complexity
 from netspaces.space.regimes import get_regime
 from netspaces.space.sampling import sample_at, sample_models
 from netspaces.space.spaces import space_names
@@ -89,8 +88,14 @@ def test_unreachable_regime_is_a_user_error():
 
 
 def test_table1_sizes_match_the_paper():
-    paper = {"anynetx_a": 1.8e18, "anynetx_b": 6.8e16, "anynetx_c": 3.2e14, "anynetx_d": 1.3e13,
-             "anynetx_e": 5.5e11, "regnetx": 3.0e8}
+    paper = {
+        "anynetx_a": 1.8e18,
+        "anynetx_b": 6.8e16,
+        "anynetx_c": 3.2e14,
+        "anynetx_d": 1.3e13,
+        "anynetx_e": 5.5e11,
+        "regnetx": 3.0e8,
+    }
     dims = {"anynetx_a": 16, "anynetx_b": 13, "anynetx_c": 10, "regnetx": 6}
     rows = {r["space"]: r for r in table1()}
     for name, size in paper.items():
@@ -106,8 +111,10 @@ def test_design_space_maths_does_not_import_torch_or_hydra():
     import subprocess
     import sys
 
-    code = ("import sys, netspaces.space.sampling, netspaces.space.fit, netspaces.space.table1, netspaces.space.zoo, netspaces.space.complexity;"
-            "bad = [m for m in ('torch', 'hydra', 'omegaconf', 'lightning') if m in sys.modules];"
-            "print(','.join(bad)); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, netspaces.space.sampling, netspaces.space.fit, netspaces.space.table1, netspaces.space.zoo, netspaces.space.complexity;"
+        "bad = [m for m in ('torch', 'hydra', 'omegaconf', 'lightning') if m in sys.modules];"
+        "print(','.join(bad)); sys.exit(1 if bad else 0)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, f"imported: {r.stdout} {r.stderr}"

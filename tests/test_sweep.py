@@ -36,13 +36,25 @@ def _only_this_sweep(root: Path) -> None:
 
 def test_killed_sweep_rerun_finishes_without_retraining(tmp_path):
     # 2 samples of 3 epochs; SIGKILL while sample 1 is between epochs, then the same command again
-    args = ["-m", "sweep.n=2", "schedule=quick", "schedule.epochs=3", "trainer.threads=1",
-            "trainer.limit_val_batches=1", f"paths.output={tmp_path}"]
+    args = [
+        "-m",
+        "sweep.n=2",
+        "schedule=quick",
+        "schedule.epochs=3",
+        "trainer.threads=1",
+        "trainer.limit_val_batches=1",
+        f"paths.output={tmp_path}",
+    ]
     sweep_dir = tmp_path / "sweeps" / SWEEP
     run_dir = {i: sweep_dir / f"sample_00{i},schedule.epochs=3,trainer.limit_val_batches=1" for i in (0, 1)}
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
-                            env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=REPO,
+        env=subprocess_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -76,8 +88,10 @@ def test_killed_sweep_rerun_finishes_without_retraining(tmp_path):
 
 
 def test_joblib_runs_two_jobs_in_parallel_without_corrupting_records(tmp_path):
-    out = run_train(["-m", "sweep.n=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY,
-                     f"paths.output={tmp_path}"], tmp_path)
+    out = run_train(
+        ["-m", "sweep.n=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, f"paths.output={tmp_path}"],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     sweep_dir = tmp_path / "sweeps" / SWEEP
     recs = _records(sweep_dir)
@@ -89,8 +103,17 @@ def test_joblib_runs_two_jobs_in_parallel_without_corrupting_records(tmp_path):
 
 
 def test_submitit_local_runs_a_two_job_multirun(tmp_path):
-    out = run_train(["-m", "sweep.n=2", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *TINY,
-                     f"paths.output={tmp_path}"], tmp_path)
+    out = run_train(
+        [
+            "-m",
+            "sweep.n=2",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            *TINY,
+            f"paths.output={tmp_path}",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     sweep_dir = tmp_path / "sweeps" / SWEEP
     recs = _records(sweep_dir)
@@ -101,8 +124,18 @@ def test_submitit_local_runs_a_two_job_multirun(tmp_path):
 
 def test_ddp_two_cpu_processes_under_multirun(tmp_path):
     # Lightning's own DDP launcher would re-run `train.py -m ...` in the second rank
-    out = run_train(["-m", "sweep.n=1", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *TINY,
-                     f"paths.output={tmp_path}"], tmp_path)
+    out = run_train(
+        [
+            "-m",
+            "sweep.n=1",
+            "trainer=ddp",
+            "trainer.devices=2",
+            "trainer.accelerator=cpu",
+            *TINY,
+            f"paths.output={tmp_path}",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     recs = _records(tmp_path / "sweeps" / SWEEP)
     assert list(recs) == ["sample_000"]
@@ -117,8 +150,18 @@ def test_ddp_two_cpu_processes_under_multirun(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_sweep_runs_several_jobs_in_one_process(tmp_path):
-    out = run_train(["-m", "sweep.n=2", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *TINY,
-                     f"paths.output={tmp_path}"], tmp_path)
+    out = run_train(
+        [
+            "-m",
+            "sweep.n=2",
+            "trainer=ddp",
+            "trainer.devices=2",
+            "trainer.accelerator=cpu",
+            *TINY,
+            f"paths.output={tmp_path}",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     recs = _records(tmp_path / "sweeps" / SWEEP)
     assert sorted(r["sample"] for r in recs.values()) == [0, 1]
@@ -131,8 +174,20 @@ def test_a_failing_job_is_recorded_the_sweep_goes_on_and_exits_non_zero(tmp_path
         for cls in ("a", "b"):
             (tree / split / cls).mkdir(parents=True)
             (tree / split / cls / "0.jpg").write_bytes(b"not a jpeg")
-    out = run_train(["-m", "sweep.n=1", "seed=0,1", "data=imagefolder", f"data.root={tree}", "data.resolution=32",
-                     "data.workers=0", *TINY, f"paths.output={tmp_path / 'out'}"], tmp_path)
+    out = run_train(
+        [
+            "-m",
+            "sweep.n=1",
+            "seed=0,1",
+            "data=imagefolder",
+            f"data.root={tree}",
+            "data.resolution=32",
+            "data.workers=0",
+            *TINY,
+            f"paths.output={tmp_path / 'out'}",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
     assert out.stderr.count(f"error: cannot read image {tree / 'train'}") == 2  # one line per job, naming the file
     recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "sweeps").rglob("result.json")]
@@ -141,5 +196,9 @@ def test_a_failing_job_is_recorded_the_sweep_goes_on_and_exits_non_zero(tmp_path
     # two training seeds are two experiments: two populations, each with its own table
     base = tmp_path / "out" / "sweeps" / "regnetx-400mf-imagefolder-quick-s0"
     other = [d for d in base.parent.iterdir() if d.name.startswith(base.name + "-")]
-    assert [r["seed"] for r in _table(base)] == ["0"] and len(other) == 1 and [r["seed"] for r in _table(other[0])] == ["1"]
+    assert (
+        [r["seed"] for r in _table(base)] == ["0"]
+        and len(other) == 1
+        and [r["seed"] for r in _table(other[0])] == ["1"]
+    )
     assert "2 of 2 samples not ok (2 failed)" in out.stderr

@@ -34,8 +34,9 @@ def _keep_threads():
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, "-m", "netspaces", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "netspaces", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
 
 
 # ---------------------------------------------------------------- get_network and baselines
@@ -79,11 +80,14 @@ def test_zero_init_final_gamma_reaches_timm_resnets():
     assert float(off.layer1[0].bn3.weight.detach().abs().sum()) > 0.0
 
 
-@pytest.mark.parametrize("name, kwargs, match", [
-    ("resnet999", {"num_classes": 10}, "unknown model 'resnet999'; allowed: RegNetX-200MF"),
-    ("efficientnet_b0", {"num_classes": 10, "stem": "resnet"}, "stem 'resnet' is not available"),
-    ("RegNetX-400MF", {"num_classes": 0}, "num_classes and in_chans must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, match",
+    [
+        ("resnet999", {"num_classes": 10}, "unknown model 'resnet999'; allowed: RegNetX-200MF"),
+        ("efficientnet_b0", {"num_classes": 10, "stem": "resnet"}, "stem 'resnet' is not available"),
+        ("RegNetX-400MF", {"num_classes": 0}, "num_classes and in_chans must be >= 1"),
+    ],
+)
 def test_bad_network_requests_name_what_is_allowed(name, kwargs, match):
     with pytest.raises(UserError, match=match):
         get_network(name, **kwargs)
@@ -135,8 +139,21 @@ def test_channels_last_default_skips_depthwise_networks():
 
 
 def test_time_cli_json_for_a_timm_baseline():
-    r = cli("time", "efficientnet_b0", "--batch", "2", "--resolution", "32", "--repeats", "1", "--warmup", "0",
-            "--threads", "1", "--json")
+    r = cli(
+        "time",
+        "efficientnet_b0",
+        "--batch",
+        "2",
+        "--resolution",
+        "32",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["model"] == "efficientnet_b0" and d["resolution"] == 32 and d["forward_ms"] > 0 and d["train_ms"] > 0
@@ -145,21 +162,40 @@ def test_time_cli_json_for_a_timm_baseline():
 def test_time_text_output(capsys):
     from netspaces.cli import main
 
-    assert main(["time", "RegNetX-200MF", "--batch", "2", "--resolution", "32", "--repeats", "1", "--threads", "1"]) == 0
+    assert (
+        main(["time", "RegNetX-200MF", "--batch", "2", "--resolution", "32", "--repeats", "1", "--threads", "1"]) == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("RegNetX-200MF: batch 2 at 32 px on cpu (1 threads)")
     assert "forward+backward" in out and "ms/image" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nope"], "netspaces: error: unknown model 'nope'; allowed:"),
-    (["RegNetX-200MF", "--batch", "0"], "netspaces: error: batch must be >= 1; got 0"),
-    (["RegNetX-200MF", "--device", "tpu"], "netspaces: error: unknown device 'tpu'; allowed: cpu, cuda"),
-    (["RegNetX-200MF", "--resolution", "4"], "netspaces: error: resolution must be >= 8; got 4"),
-    (["RegNetX-200MF", "--threads", "0"], "netspaces: error: threads must be >= 1; got 0"),
-    (["efficientnet_b0", "--batch", "1", "--resolution", "32", "--repeats", "1", "--warmup", "0", "--threads", "1"],
-     "netspaces: error: forward+backward of efficientnet_b0 fails at batch 1, 32 px: Expected more than 1 value"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope"], "netspaces: error: unknown model 'nope'; allowed:"),
+        (["RegNetX-200MF", "--batch", "0"], "netspaces: error: batch must be >= 1; got 0"),
+        (["RegNetX-200MF", "--device", "tpu"], "netspaces: error: unknown device 'tpu'; allowed: cpu, cuda"),
+        (["RegNetX-200MF", "--resolution", "4"], "netspaces: error: resolution must be >= 8; got 4"),
+        (["RegNetX-200MF", "--threads", "0"], "netspaces: error: threads must be >= 1; got 0"),
+        (
+            [
+                "efficientnet_b0",
+                "--batch",
+                "1",
+                "--resolution",
+                "32",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--threads",
+                "1",
+            ],
+            "netspaces: error: forward+backward of efficientnet_b0 fails at batch 1, 32 px: Expected more than 1 value",
+        ),
+    ],
+)
 def test_time_bad_values_end_with_one_line(args, message, capsys):
     from netspaces.cli import main
 

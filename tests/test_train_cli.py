@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, run_train, subprocess_env
+from conftest import run_train
 
 
 def test_default_run_writes_a_valid_record_and_prints_the_error(tmp_path):
     # the default command, clamped to one short epoch
-    out = run_train(["trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "schedule.epochs=1",
-                     "trainer.threads=1", f"paths.output={tmp_path}"], tmp_path)
+    out = run_train(
+        [
+            "trainer.limit_train_batches=3",
+            "trainer.limit_val_batches=2",
+            "schedule.epochs=1",
+            "trainer.threads=1",
+            f"paths.output={tmp_path}",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     found = list((tmp_path / "runs" / "regnetx-400mf-digits-population-s0").glob("*/result.json"))
     assert len(found) == 1
@@ -26,11 +31,14 @@ def test_default_run_writes_a_valid_record_and_prints_the_error(tmp_path):
     assert (found[0].parent / ".hydra" / "config.yaml").is_file()
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["schedule.base_lr=-0.1"], "schedule.base_lr=-0.1 is not allowed: must be > 0"),
-    (["data=imagenet", "data.root=/nonexistent/imagenet"], "data.root=/nonexistent/imagenet does not exist"),
-    (["data=imagefolder"], "data.root is required for data=imagefolder"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["schedule.base_lr=-0.1"], "schedule.base_lr=-0.1 is not allowed: must be > 0"),
+        (["data=imagenet", "data.root=/nonexistent/imagenet"], "data.root=/nonexistent/imagenet does not exist"),
+        (["data=imagefolder"], "data.root is required for data=imagefolder"),
+    ],
+)
 def test_bad_values_give_one_line_and_exit_2(tmp_path, args, expected):
     out = run_train([*args, f"paths.output={tmp_path}"], tmp_path, timeout=120)
     assert out.returncode == 2
@@ -51,5 +59,6 @@ def test_unknown_space_lists_the_choices(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         "error: space=regnetz is not an option of space; allowed: anynetx_a, anynetx_b, anynetx_c, anynetx_d, "
-        "anynetx_e, regnetx, regnetx_refined, regnety"]
+        "anynetx_e, regnetx, regnetx_refined, regnety"
+    ]
     assert not tmp_path.joinpath("runs").exists()

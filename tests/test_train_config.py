@@ -6,13 +6,13 @@ import pytest
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
-from conftest import group_options, REPO, compose_train
+from conftest import REPO, compose_train, group_options
 from netspaces.errors import UserError
 from netspaces.space.regimes import regime_names
 from netspaces.space.spaces import space_names
+from netspaces.space.zoo import zoo_names
 from netspaces.train import hydra_conf
 from netspaces.train.settings import check_config, data_settings, run_settings, trainer_settings
-from netspaces.space.zoo import zoo_names
 
 
 def _options(group: str) -> set[str]:
@@ -34,15 +34,26 @@ def test_groups_hold_the_paper_options():
 def test_default_config_is_sampled_regnetx_400mf_on_digits():
     cfg = compose_train()
     assert (cfg.model.kind, cfg.space.name, cfg.regime.name, cfg.block.name) == ("sampled", "regnetx", "400mf", "x")
-    assert (cfg.data.name, cfg.data.resolution, cfg.schedule.name, cfg.trainer.accelerator) == ("digits", 32, "population", "cpu")
+    assert (cfg.data.name, cfg.data.resolution, cfg.schedule.name, cfg.trainer.accelerator) == (
+        "digits",
+        32,
+        "population",
+        "cpu",
+    )
     assert cfg.sweep.n == 100
     assert cfg.sweep.name == "regnetx-400mf-digits-population-s0"
 
 
 def test_schedules_follow_the_paper():
     pop = compose_train().schedule
-    assert (pop.epochs, pop.warmup_epochs, pop.base_lr, pop.momentum, pop.nesterov, pop.weight_decay) == \
-        (10, 0, 0.1, 0.9, True, 5e-5)
+    assert (pop.epochs, pop.warmup_epochs, pop.base_lr, pop.momentum, pop.nesterov, pop.weight_decay) == (
+        10,
+        0,
+        0.1,
+        0.9,
+        True,
+        5e-5,
+    )
     assert pop.zero_init_final_gamma is True  # short schedules blow up without it (DESIGN.md)
     assert "ZERO_INIT_FINAL_GAMMA" in (REPO / "conf" / "schedule" / "population.yaml").read_text()
     final = compose_train(["schedule=paper_100ep"]).schedule
@@ -56,11 +67,16 @@ def test_a_space_brings_its_block_and_the_command_line_wins():
     assert cfg.sweep.name == "regnety_r-400mf-digits-population-s0"  # another population, another name
 
 
-@pytest.mark.parametrize("option,kind,name", [("regnety_4.0gf", "zoo", "RegNetY-4.0GF"),
-                                              ("regnetx_400mf", "zoo", "RegNetX-400MF"),
-                                              ("resnet50", "zoo", "ResNet-50"),
-                                              ("resnext101", "zoo", "ResNeXt-101"),
-                                              ("efficientnet_b0", "timm", "efficientnet_b0")])
+@pytest.mark.parametrize(
+    "option,kind,name",
+    [
+        ("regnety_4.0gf", "zoo", "RegNetY-4.0GF"),
+        ("regnetx_400mf", "zoo", "RegNetX-400MF"),
+        ("resnet50", "zoo", "ResNet-50"),
+        ("resnext101", "zoo", "ResNeXt-101"),
+        ("efficientnet_b0", "timm", "efficientnet_b0"),
+    ],
+)
 def test_model_options_come_from_the_registries(option, kind, name):
     cfg = compose_train([f"model={option}"])
     assert (cfg.model.kind, cfg.model.name) == (kind, name)
@@ -74,8 +90,15 @@ def test_every_zoo_model_is_an_option_and_efficientnet_brings_its_recipe():
     assert (eff.base_lr, eff.weight_decay) == (0.2, 1e-5)
 
 
-@pytest.mark.parametrize("override,group", [("space=regnetz", "space"), ("model=regnetq_9gf", "model"),
-                                            ("data=mnist", "data"), ("schedule=forever", "schedule")])
+@pytest.mark.parametrize(
+    "override,group",
+    [
+        ("space=regnetz", "space"),
+        ("model=regnetq_9gf", "model"),
+        ("data=mnist", "data"),
+        ("schedule=forever", "schedule"),
+    ],
+)
 def test_unknown_options_list_the_choices(override, group):
     with pytest.raises(MissingConfigException) as err:
         compose_train([override])
@@ -116,21 +139,24 @@ def test_settings_are_typed_and_scale_the_lr(tmp_path):
     assert eff.optim.lr == pytest.approx(0.2) and eff.optim.weight_decay == 1e-5
 
 
-@pytest.mark.parametrize("override,named", [
-    ("schedule.base_lr=-0.1", "schedule.base_lr=-0.1"),
-    ("schedule.epochs=0", "schedule.epochs=0"),
-    ("schedule.momentum=1.5", "schedule.momentum=1.5"),
-    ("schedule.weight_decay=-1", "schedule.weight_decay=-1"),
-    ("schedule.warmup_epochs=20", "schedule.warmup_epochs=20"),
-    ("trainer.precision=8-bit", "trainer.precision='8-bit'"),
-    ("trainer.devices=0", "trainer.devices=0"),
-    ("sweep.n=0", "sweep.n=0"),
-    ("data.limit_per_class=0", "data.limit_per_class=0"),
-    ("model.stem=huge", "model.stem='huge'"),
-    ("perf.cudnn_benchmark=maybe", "perf.cudnn_benchmark='maybe'"),
-    ("schedule.eval_every=0", "schedule.eval_every=0"),
-    ("regime.tolerance=2", "regime.tolerance=2"),
-])
+@pytest.mark.parametrize(
+    "override,named",
+    [
+        ("schedule.base_lr=-0.1", "schedule.base_lr=-0.1"),
+        ("schedule.epochs=0", "schedule.epochs=0"),
+        ("schedule.momentum=1.5", "schedule.momentum=1.5"),
+        ("schedule.weight_decay=-1", "schedule.weight_decay=-1"),
+        ("schedule.warmup_epochs=20", "schedule.warmup_epochs=20"),
+        ("trainer.precision=8-bit", "trainer.precision='8-bit'"),
+        ("trainer.devices=0", "trainer.devices=0"),
+        ("sweep.n=0", "sweep.n=0"),
+        ("data.limit_per_class=0", "data.limit_per_class=0"),
+        ("model.stem=huge", "model.stem='huge'"),
+        ("perf.cudnn_benchmark=maybe", "perf.cudnn_benchmark='maybe'"),
+        ("schedule.eval_every=0", "schedule.eval_every=0"),
+        ("regime.tolerance=2", "regime.tolerance=2"),
+    ],
+)
 def test_bad_values_name_the_key_and_what_is_allowed(override, named):
     with pytest.raises(UserError) as err:
         check_config(compose_train([override]))

@@ -7,16 +7,35 @@ import json
 import pytest
 
 from conftest import TINY, compose_train
-from netspaces.space.sampling import sample_at
 from netspaces import record as records
+from netspaces.space.sampling import sample_at
 from netspaces.train.module import Classifier
 from netspaces.train.run import train
 
 pytestmark = pytest.mark.usefixtures("restore_torch_state")
 
-RECORD_FIELDS = {"status", "space", "regime", "sample", "seed", "model", "arch", "flops", "params", "acts",
-                 "top1_err", "top1_err_best", "top5_err", "epochs", "train_time_s", "config", "data", "schedule",
-                 "diverged_at", "history"}
+RECORD_FIELDS = {
+    "status",
+    "space",
+    "regime",
+    "sample",
+    "seed",
+    "model",
+    "arch",
+    "flops",
+    "params",
+    "acts",
+    "top1_err",
+    "top1_err_best",
+    "top5_err",
+    "epochs",
+    "train_time_s",
+    "config",
+    "data",
+    "schedule",
+    "diverged_at",
+    "history",
+}
 
 
 def tiny(run_dir, *extra: str):
@@ -63,12 +82,26 @@ def test_training_uses_plain_pytorch_on_the_cpu(tmp_path, monkeypatch):
 
     seen = []
     start = Classifier.on_train_epoch_start
-    monkeypatch.setattr(Classifier, "on_train_epoch_start", lambda self: seen.append(
-        (gc.get_freeze_count(), torch.are_deterministic_algorithms_enabled(),
-         torch.utils.deterministic.fill_uninitialized_memory, torch.get_num_threads())) or start(self))
+    monkeypatch.setattr(
+        Classifier,
+        "on_train_epoch_start",
+        lambda self: (
+            seen.append(
+                (
+                    gc.get_freeze_count(),
+                    torch.are_deterministic_algorithms_enabled(),
+                    torch.utils.deterministic.fill_uninitialized_memory,
+                    torch.get_num_threads(),
+                )
+            )
+            or start(self)
+        ),
+    )
     record = train(tiny(tmp_path / "run"))
     assert record["status"] == "ok" and len(seen) == 2
-    assert all(frozen == 0 and deterministic and fill and threads == 1 for frozen, deterministic, fill, threads in seen), seen
+    assert all(
+        frozen == 0 and deterministic and fill and threads == 1 for frozen, deterministic, fill, threads in seen
+    ), seen
 
 
 def test_validation_only_every_n_epochs_and_always_after_the_last(tmp_path):
@@ -134,8 +167,16 @@ def test_an_exception_leaves_a_failed_record_and_is_raised(tmp_path, monkeypatch
 
 
 def test_options_ema_bn_exempt_warmup_and_bf16(tmp_path):
-    record = train(tiny(tmp_path / "run", "schedule.ema_decay=0.9", "schedule.weight_decay_norm_bias=false",
-                        "schedule.warmup_epochs=1", "trainer.precision=bf16-mixed", "trainer.deterministic=false"))
+    record = train(
+        tiny(
+            tmp_path / "run",
+            "schedule.ema_decay=0.9",
+            "schedule.weight_decay_norm_bias=false",
+            "schedule.warmup_epochs=1",
+            "trainer.precision=bf16-mixed",
+            "trainer.deterministic=false",
+        )
+    )
     assert record["status"] == "ok" and record["epochs"] == 2
     assert record["history"][0]["lr"] == pytest.approx(0.05 * 0.1)  # warmup factor 0.1 in epoch 1
 

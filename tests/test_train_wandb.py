@@ -44,15 +44,35 @@ def test_offline_wandb_run_holds_the_record_and_touches_no_network(tmp_path):
     proxy, api = ConnectionCounter(), ConnectionCounter()
     env = subprocess_env(tmp_path)
     env.pop("WANDB_MODE")  # no key: netspaces must choose offline by itself
-    env.update({"HTTP_PROXY": f"http://127.0.0.1:{proxy.port}", "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}",
-                "http_proxy": f"http://127.0.0.1:{proxy.port}", "https_proxy": f"http://127.0.0.1:{proxy.port}",
-                "WANDB_BASE_URL": f"http://127.0.0.1:{api.port}", "HOME": str(tmp_path)})  # no ~/.netrc key
+    env.update(
+        {
+            "HTTP_PROXY": f"http://127.0.0.1:{proxy.port}",
+            "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}",
+            "http_proxy": f"http://127.0.0.1:{proxy.port}",
+            "https_proxy": f"http://127.0.0.1:{proxy.port}",
+            "WANDB_BASE_URL": f"http://127.0.0.1:{api.port}",
+            "HOME": str(tmp_path),
+        }
+    )  # no ~/.netrc key
     for key in ("NO_PROXY", "no_proxy"):
         env.pop(key, None)
     try:
-        out = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "sweep.n=1", "logger=wandb", *TINY,
-                              f"paths.output={tmp_path / 'out'}"], cwd=REPO, env=env, capture_output=True,
-                             text=True, timeout=300)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "train.py"),
+                "-m",
+                "sweep.n=1",
+                "logger=wandb",
+                *TINY,
+                f"paths.output={tmp_path / 'out'}",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         proxy.close()
         api.close()
@@ -65,8 +85,21 @@ def test_offline_wandb_run_holds_the_record_and_touches_no_network(tmp_path):
     # offline transaction log, uploaded by `wandb sync`); group and name identify the sample
     assert json.loads((runs[0] / "files" / "result.json").read_text()) == record
     log = next(runs[0].glob("run-*.wandb")).read_bytes()
-    for key in ("status", "space", "regime", "sample", "top1_err", "top1_err_best", "top5_err", "flops", "params",
-                "acts", "epochs", "train_time_s", "arch"):
+    for key in (
+        "status",
+        "space",
+        "regime",
+        "sample",
+        "top1_err",
+        "top1_err_best",
+        "top5_err",
+        "flops",
+        "params",
+        "acts",
+        "epochs",
+        "train_time_s",
+        "arch",
+    ):
         assert key.encode() in log, key
     assert b"regnetx-400mf-digits-quick-s0" in log and b"regnetx-400mf-s0-000" in log  # group, run name
     assert (proxy.count, api.count) == (0, 0)  # no connection was even attempted

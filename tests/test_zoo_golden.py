@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from netspaces.space.complexity import complexity
 from netspaces.models.anynet import build_model
+from netspaces.space.complexity import complexity
 from netspaces.space.zoo import canonical_name, get_model_spec, zoo_names
 
 REPO = Path(__file__).resolve().parents[1]

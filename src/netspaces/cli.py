@@ -73,9 +73,13 @@ def _spec_from_args(a) -> tuple[str, object]:
         return canonical_name(a.name), get_model_spec(a.name)
     if any(v is None for v in regnet_flags):
         missing = [f for f, v in zip(("--depth", "--w0", "--wa", "--wm", "--group-w"), regnet_flags) if v is None]
-        raise UserError(f"describe needs a model name or all of --depth --w0 --wa --wm --group-w (missing {' '.join(missing)})")
+        raise UserError(
+            f"describe needs a model name or all of --depth --w0 --wa --wm --group-w (missing {' '.join(missing)})"
+        )
     p = RegNetParams(a.depth, a.w0, a.wa, a.wm, a.group_w, a.bot_mul, a.se_r)
-    name = f"RegNet(d={a.depth}, w0={a.w0}, wa={a.wa:g}, wm={a.wm:g}, g={a.group_w}, b={a.bot_mul:g}" + (f", se={a.se_r:g})" if a.se_r else ")")
+    name = f"RegNet(d={a.depth}, w0={a.w0}, wa={a.wa:g}, wm={a.wm:g}, g={a.group_w}, b={a.bot_mul:g}" + (
+        f", se={a.se_r:g})" if a.se_r else ")"
+    )
     return name, p.to_spec()
 
 
@@ -95,8 +99,10 @@ def cmd_describe(a) -> int:
     for i, (w, d, g, b, s) in enumerate(zip(spec.ws, spec.ds, spec.gs, spec.bs, spec.strides), 1):
         w_b = round(w * b)
         print(f"{i:>5} {w:>6} {d:>5} {g:>7} {w_b // g:>6} {b:>7g} {s:>6}")
-    print(f"flops {cx['flops']:,} ({cx['flops'] / 1e9:.3f} G)  params {cx['params']:,} ({cx['params'] / 1e6:.2f} M)  "
-          f"acts {cx['acts']:,} ({cx['acts'] / 1e6:.2f} M)")
+    print(
+        f"flops {cx['flops']:,} ({cx['flops'] / 1e9:.3f} G)  params {cx['params']:,} ({cx['params'] / 1e6:.2f} M)  "
+        f"acts {cx['acts']:,} ({cx['acts'] / 1e6:.2f} M)"
+    )
     return 0
 
 
@@ -110,8 +116,10 @@ def cmd_sample(a) -> int:
         if a.json:
             print(json.dumps(d))
         else:
-            print(f"{d['name']}  ws={d['ws']} ds={d['ds']} gs={d['gs']} bs={d['bs']}  "
-                  f"flops={d['flops'] / 1e6:.1f}M params={d['params'] / 1e6:.2f}M acts={d['acts'] / 1e6:.2f}M")
+            print(
+                f"{d['name']}  ws={d['ws']} ds={d['ds']} gs={d['gs']} bs={d['bs']}  "
+                f"flops={d['flops'] / 1e6:.1f}M params={d['params'] / 1e6:.2f}M acts={d['acts'] / 1e6:.2f}M"
+            )
     return 0
 
 
@@ -144,10 +152,14 @@ def cmd_analyze(a) -> int:
         from netspaces.analysis.wandb_log import default_group, log_to_wandb
 
         group = a.wandb_group or default_group(a.inputs[0])
-        run_dir = log_to_wandb({p.label: p.table for p in result.populations}, result.analysis.summary,
-                               {p.name: p for p in result.written if p.suffix == ".png"},
-                               project=a.wandb_project, group=group,
-                               run_dir=Path(os.environ.get("WANDB_DIR") or a.out))
+        run_dir = log_to_wandb(
+            {p.label: p.table for p in result.populations},
+            result.analysis.summary,
+            {p.name: p for p in result.written if p.suffix == ".png"},
+            project=a.wandb_project,
+            group=group,
+            run_dir=Path(os.environ.get("WANDB_DIR") or a.out),
+        )
         if run_dir is not None:
             print(f"W&B run (group {group}): {run_dir}")
     return 0
@@ -155,12 +167,16 @@ def cmd_analyze(a) -> int:
 
 def cmd_collect(a) -> int:
     if not a.sweep_dir.is_dir():
-        raise UserError(f"collect: {a.sweep_dir} is not a directory (give a sweep directory, "
-                        "e.g. outputs/sweeps/regnetx-400mf-digits-population-s0)")
+        raise UserError(
+            f"collect: {a.sweep_dir} is not a directory (give a sweep directory, "
+            "e.g. outputs/sweeps/regnetx-400mf-digits-population-s0)"
+        )
     got = record.write_population(a.sweep_dir)
     if not got.records and not got.broken and not got.others:
         raise UserError(f"collect: no {record.RECORD_FILE} below {a.sweep_dir}")
-    print(f"{len(got.records)} records ({record.status_counts(got.records) or 'none'}) -> {got.paths[1]}, {got.paths[0]}")
+    print(
+        f"{len(got.records)} records ({record.status_counts(got.records) or 'none'}) -> {got.paths[1]}, {got.paths[0]}"
+    )
     problems = got.problem_lines()
     for line in problems:
         print(f"netspaces: {line}", file=sys.stderr)
@@ -173,13 +189,19 @@ def cmd_collect(a) -> int:
 def cmd_time(a) -> int:
     from netspaces.models.timing import time_model
 
-    t = time_model(a.model, batch=a.batch, resolution=a.resolution, device=a.device, repeats=a.repeats,
-                   warmup=a.warmup, threads=a.threads)
+    t = time_model(
+        a.model,
+        batch=a.batch,
+        resolution=a.resolution,
+        device=a.device,
+        repeats=a.repeats,
+        warmup=a.warmup,
+        threads=a.threads,
+    )
     if a.json:
         print(json.dumps(t.as_dict()))
         return 0
-    print(f"{t.model}: batch {t.batch} at {t.resolution} px on {t.device} ({t.threads} threads), "
-          f"median of {t.repeats}")
+    print(f"{t.model}: batch {t.batch} at {t.resolution} px on {t.device} ({t.threads} threads), median of {t.repeats}")
     print(f"  forward           {t.forward_ms:9.1f} ms/batch  {t.forward_ms_per_image:8.2f} ms/image")
     print(f"  forward+backward  {t.train_ms:9.1f} ms/batch  {t.train_ms_per_image:8.2f} ms/image")
     return 0
@@ -221,34 +243,62 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_spaces)
 
     an = sub.add_parser(
-        "analyze", help="compare populations: EDFs, KS, bootstrap, plots, HTML report",
+        "analyze",
+        help="compare populations: EDFs, KS, bootstrap, plots, HTML report",
         description="Each INPUT is one population: a sweep directory, a CSV/JSONL table with "
-                    "one row per model and a top1_err column, or wandb://entity/project/group.")
+        "one row per model and a top1_err column, or wandb://entity/project/group.",
+    )
     an.add_argument("inputs", nargs="+", metavar="INPUT")
-    an.add_argument("--out", required=True, type=Path, metavar="DIR",
-                    help="directory for summary.json, edf.csv, plots and report.html")
-    an.add_argument("--label", action="append", default=None, metavar="NAME",
-                    help="population label, once per INPUT in order (default: the table's space, else the "
-                         "file/dir name)")
-    an.add_argument("--norm", choices=NORM_CHOICES, default="flops",
-                    help="complexity used by the normalized EDF (default: flops)")
-    an.add_argument("--bins", type=_positive_int, default=None, metavar="K",
-                    help="complexity bins of the normalized EDF (default: min(10, floor(sqrt(n))) for the "
-                         "smallest population)")
-    an.add_argument("--n-boot", type=_positive_int, default=DEFAULT_N_BOOT, metavar="N",
-                    help=f"bootstrap repeats (default: {DEFAULT_N_BOOT})")
+    an.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="directory for summary.json, edf.csv, plots and report.html",
+    )
+    an.add_argument(
+        "--label",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="population label, once per INPUT in order (default: the table's space, else the file/dir name)",
+    )
+    an.add_argument(
+        "--norm", choices=NORM_CHOICES, default="flops", help="complexity used by the normalized EDF (default: flops)"
+    )
+    an.add_argument(
+        "--bins",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="complexity bins of the normalized EDF (default: min(10, floor(sqrt(n))) for the smallest population)",
+    )
+    an.add_argument(
+        "--n-boot",
+        type=_positive_int,
+        default=DEFAULT_N_BOOT,
+        metavar="N",
+        help=f"bootstrap repeats (default: {DEFAULT_N_BOOT})",
+    )
     an.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    an.add_argument("--wandb", action="store_true",
-                    help="also log the table and plots to W&B (offline without a key; run files go under "
-                         "WANDB_DIR, else under --out)")
+    an.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the table and plots to W&B (offline without a key; run files go under "
+        "WANDB_DIR, else under --out)",
+    )
     an.add_argument("--wandb-project", default="netspaces", metavar="NAME")
-    an.add_argument("--wandb-group", default=None, metavar="NAME",
-                    help="W&B group (default: the first INPUT's sweep/file name)")
+    an.add_argument(
+        "--wandb-group", default=None, metavar="NAME", help="W&B group (default: the first INPUT's sweep/file name)"
+    )
     an.set_defaults(func=cmd_analyze)
 
-    c = sub.add_parser("collect", help="rebuild population.csv/.jsonl of a sweep from its result.json records",
-                       description="Reads every result.json below SWEEP_DIR and writes SWEEP_DIR/population.csv "
-                                   "and SWEEP_DIR/population.jsonl (one row per trained model).")
+    c = sub.add_parser(
+        "collect",
+        help="rebuild population.csv/.jsonl of a sweep from its result.json records",
+        description="Reads every result.json below SWEEP_DIR and writes SWEEP_DIR/population.csv "
+        "and SWEEP_DIR/population.jsonl (one row per trained model).",
+    )
     c.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR")
     c.set_defaults(func=cmd_collect)
 

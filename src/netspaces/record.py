@@ -265,12 +265,16 @@ class Collected:
         """One line per kind of record that is not in the population table."""
         lines = []
         if self.broken:
-            lines.append(f"{len(self.broken)} unusable record(s), not in the table (rerun the sweep command to "
-                         "redo them): " + "; ".join(f"{p}: {why}" for p, why in self.broken))
+            lines.append(
+                f"{len(self.broken)} unusable record(s), not in the table (rerun the sweep command to "
+                "redo them): " + "; ".join(f"{p}: {why}" for p, why in self.broken)
+            )
         for h, recs in self.others.items():
             runs = ", ".join(str(r.get("run_dir")) for r in recs[:5]) + (" …" if len(recs) > 5 else "")
-            lines.append(f"{len(recs)} record(s) of another experiment (identity {(h or 'none')[:6]}) kept apart "
-                         f"in {self.other_paths[h][1].name}: {runs}")
+            lines.append(
+                f"{len(recs)} record(s) of another experiment (identity {(h or 'none')[:6]}) kept apart "
+                f"in {self.other_paths[h][1].name}: {runs}"
+            )
         return lines
 
 

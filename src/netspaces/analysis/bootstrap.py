@@ -22,8 +22,13 @@ def sample_size(n_models: int, fraction: float = DEFAULT_FRACTION) -> int:
     return max(1, math.ceil(fraction * n_models))
 
 
-def bootstrap_best_values(errors: np.ndarray, values: np.ndarray, n_boot: int = DEFAULT_N_BOOT,
-                          seed: int = 0, fraction: float = DEFAULT_FRACTION) -> np.ndarray:
+def bootstrap_best_values(
+    errors: np.ndarray,
+    values: np.ndarray,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    fraction: float = DEFAULT_FRACTION,
+) -> np.ndarray:
     """The best drawn model's parameter value in each of `n_boot` repeats."""
     errors = np.asarray(errors, dtype=float)
     values = np.asarray(values, dtype=float)
@@ -42,8 +47,13 @@ def bootstrap_best_values(errors: np.ndarray, values: np.ndarray, n_boot: int = 
     return sorted_values[best_rank]
 
 
-def good_range(errors: np.ndarray, values: np.ndarray, n_boot: int = DEFAULT_N_BOOT,
-               seed: int = 0, fraction: float = DEFAULT_FRACTION) -> dict[str, float]:
+def good_range(
+    errors: np.ndarray,
+    values: np.ndarray,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    fraction: float = DEFAULT_FRACTION,
+) -> dict[str, float]:
     """{"lo", "median", "hi"}: 2.5, 50 and 97.5 percentiles of the bootstrapped best values.
 
     Models with no value for the parameter (NaN) are left out.

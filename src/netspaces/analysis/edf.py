@@ -23,14 +23,14 @@ DEFAULT_MAX_BINS = 10
 EXACT_KS_MAX_N = 10_000
 
 
-def weighted_edf(errors: np.ndarray, weights: np.ndarray, at: np.ndarray,
-                 inclusive: bool = False) -> np.ndarray:
+def weighted_edf(errors: np.ndarray, weights: np.ndarray, at: np.ndarray, inclusive: bool = False) -> np.ndarray:
     """Σ weights of the models whose error is below (or with `inclusive`, at most) each `at`."""
     errors = np.asarray(errors, dtype=float)
     order = np.argsort(errors, kind="stable")
     cumulative = np.concatenate([[0.0], np.cumsum(np.asarray(weights, dtype=float)[order])])
-    return cumulative[np.searchsorted(errors[order], np.asarray(at, dtype=float),
-                                      side="right" if inclusive else "left")]
+    return cumulative[
+        np.searchsorted(errors[order], np.asarray(at, dtype=float), side="right" if inclusive else "left")
+    ]
 
 
 def edf(errors: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -67,9 +67,9 @@ def complexity_weights(complexity: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return 1.0 / (nonempty * counts[bin_index])
 
 
-def ks_statistic(errors_a: np.ndarray, errors_b: np.ndarray,
-                 weights_a: np.ndarray | None = None,
-                 weights_b: np.ndarray | None = None) -> float:
+def ks_statistic(
+    errors_a: np.ndarray, errors_b: np.ndarray, weights_a: np.ndarray | None = None, weights_b: np.ndarray | None = None
+) -> float:
     """D = sup_e |F_a(e) − F_b(e)|, exact.
 
     Both EDFs are step functions that only change at observed errors, so the supremum is

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from netspaces.analysis import bootstrap
 from netspaces.analysis.plots import render_all
+from netspaces.analysis.populations import Population, load_populations, unique_labels
 from netspaces.analysis.report import build_html, write_outputs
 from netspaces.analysis.summary import NORM_CHOICES, Analysis, summarize
-from netspaces.analysis.populations import Population, load_populations, unique_labels
 from netspaces.errors import UserError
 
 
@@ -20,19 +20,27 @@ class AnalyzeResult:
     written: list[Path]
 
 
-def analyze(inputs: list[str], out: Path, labels: list[str] | None = None, norm: str = "flops",
-            bins: int | None = None, n_boot: int = bootstrap.DEFAULT_N_BOOT,
-            seed: int = 0) -> AnalyzeResult:
+def analyze(
+    inputs: list[str],
+    out: Path,
+    labels: list[str] | None = None,
+    norm: str = "flops",
+    bins: int | None = None,
+    n_boot: int = bootstrap.DEFAULT_N_BOOT,
+    seed: int = 0,
+) -> AnalyzeResult:
     """Load, compute and render everything, then (only then) write it all into `out`."""
     if norm not in NORM_CHOICES:
         raise UserError(f"analyze: --norm {norm!r} is not one of {', '.join(NORM_CHOICES)}")
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"analyze: --out {out} is a file; give a directory")
     if labels and len(labels) != len(inputs):
-        raise UserError(f"analyze: {len(labels)} --label value(s) for {len(inputs)} INPUT(s); "
-                        "give one --label per INPUT or none")
-    populations = [p for i, source in enumerate(inputs)
-                   for p in load_populations(str(source), labels[i] if labels else None)]
+        raise UserError(
+            f"analyze: {len(labels)} --label value(s) for {len(inputs)} INPUT(s); give one --label per INPUT or none"
+        )
+    populations = [
+        p for i, source in enumerate(inputs) for p in load_populations(str(source), labels[i] if labels else None)
+    ]
     distinct = unique_labels([p.label for p in populations])
     renamed = [f"{p.label!r} -> {new!r}" for p, new in zip(populations, distinct) if p.label != new]
     for p, new in zip(populations, distinct):

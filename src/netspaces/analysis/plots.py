@@ -6,7 +6,6 @@ Uses matplotlib's object API with the Agg canvas: no pyplot, no global backend s
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,9 +14,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from netspaces.analysis.edf import weighted_edf
-from netspaces.space.fit import fit_quantized_linear, per_block
-from netspaces.analysis.summary import Analysis
 from netspaces.analysis.populations import Population, safe_name
+from netspaces.analysis.summary import Analysis
+from netspaces.space.fit import fit_quantized_linear, per_block
 
 MAX_WIDTH_MODELS = 5
 
@@ -34,8 +33,7 @@ def _legend_label(p: Population) -> str:
     return f"{p.label} (n={len(e)}, min={e.min():.2f}, mean={e.mean():.2f})"
 
 
-def edf_plot(populations: list[Population], weights: dict[str, np.ndarray] | None,
-             title: str) -> bytes:
+def edf_plot(populations: list[Population], weights: dict[str, np.ndarray] | None, title: str) -> bytes:
     """All populations' error EDFs on one axis (weighted when `weights` is given)."""
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.add_subplot()
@@ -75,10 +73,14 @@ def params_plot(p: Population, good_ranges: dict[str, dict[str, float]]) -> byte
         ax.scatter(values, p.errors, s=14, alpha=0.7, color="tab:blue")
         good = good_ranges.get(param)
         if good and not np.isnan(good["lo"]):
-            ax.axvspan(good["lo"], good["hi"], color="tab:green", alpha=0.18,
-                       label=f"95% good range [{good['lo']:.3g}, {good['hi']:.3g}]")
-            ax.axvline(good["median"], color="tab:green", linestyle="--",
-                       label=f"median {good['median']:.3g}")
+            ax.axvspan(
+                good["lo"],
+                good["hi"],
+                color="tab:green",
+                alpha=0.18,
+                label=f"95% good range [{good['lo']:.3g}, {good['hi']:.3g}]",
+            )
+            ax.axvline(good["median"], color="tab:green", linestyle="--", label=f"median {good['median']:.3g}")
             ax.legend(fontsize=7, loc="upper right")
         if _natural_log_axis(values):
             ax.set_xscale("log")
@@ -97,8 +99,10 @@ def widths_plot(p: Population) -> bytes | None:
     if "ws" not in p.table or "ds" not in p.table:
         return None
     ranked = p.table.assign(_err=p.errors).sort_values("_err", kind="stable")
-    ranked = ranked[ranked["ws"].map(lambda v: isinstance(v, list) and len(v) > 0)
-                    & ranked["ds"].map(lambda v: isinstance(v, list) and len(v) > 0)]
+    ranked = ranked[
+        ranked["ws"].map(lambda v: isinstance(v, list) and len(v) > 0)
+        & ranked["ds"].map(lambda v: isinstance(v, list) and len(v) > 0)
+    ]
     if ranked.empty:
         return None
     figure = Figure(figsize=(10.5, 4.8), layout="constrained")
@@ -109,10 +113,14 @@ def widths_plot(p: Population) -> bytes | None:
         fit = fit_quantized_linear(widths)
         index = np.arange(len(widths))
         color = colors[rank % len(colors)]
-        ax.plot(index, widths, "o-", color=color, markersize=4,
-                label=f"#{rank + 1} err={row['_err']:.2f}")
-        ax.plot(index, np.asarray(fit.widths, dtype=float), "--", color=color,
-                label=f"fit w0={fit.w0:.0f} wa={fit.wa:.1f} wm={fit.wm:.2f} e_fit={fit.e_fit:.3f}")
+        ax.plot(index, widths, "o-", color=color, markersize=4, label=f"#{rank + 1} err={row['_err']:.2f}")
+        ax.plot(
+            index,
+            np.asarray(fit.widths, dtype=float),
+            "--",
+            color=color,
+            label=f"fit w0={fit.w0:.0f} wa={fit.wa:.1f} wm={fit.wm:.2f} e_fit={fit.e_fit:.3f}",
+        )
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(ScalarFormatter())  # 256, not 2.56×10²
     ax.yaxis.set_minor_formatter(NullFormatter())
@@ -136,9 +144,11 @@ def power_law_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
 
 def complexity_plot(populations: list[Population]) -> bytes | None:
     """params and acts vs flops, log-log, one colour per population, exponent in the legend."""
-    panels = [c for c in ("params", "acts")
-              if any(p.complexity("flops") is not None and p.complexity(c) is not None
-                     for p in populations)]
+    panels = [
+        c
+        for c in ("params", "acts")
+        if any(p.complexity("flops") is not None and p.complexity(c) is not None for p in populations)
+    ]
     if not panels:
         return None
     figure = Figure(figsize=(5.2 * len(panels), 4.3), layout="constrained")
@@ -153,8 +163,7 @@ def complexity_plot(populations: list[Population]) -> bytes | None:
             points = ax.scatter(flops, other, s=14, alpha=0.7, label=f"{p.label}{text}")
             if fit is not None:
                 x = np.geomspace(flops[flops > 0].min(), flops.max(), 20)
-                ax.plot(x, fit[1] * x ** fit[0], "--", linewidth=1,
-                        color=points.get_facecolor()[0][:3])
+                ax.plot(x, fit[1] * x ** fit[0], "--", linewidth=1, color=points.get_facecolor()[0][:3])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("flops")
@@ -167,8 +176,10 @@ def complexity_plot(populations: list[Population]) -> bytes | None:
 
 def render_all(populations: list[Population], analysis: Analysis) -> tuple[dict[str, bytes], list[str]]:
     """Every plot as {file name: PNG bytes}, plus notes on the plots that were skipped."""
-    plots = {"edf.png": edf_plot(populations, None, "error EDF"),
-             "edf_norm.png": edf_plot(populations, analysis.weights, "normalized error EDF")}
+    plots = {
+        "edf.png": edf_plot(populations, None, "error EDF"),
+        "edf_norm.png": edf_plot(populations, analysis.weights, "normalized error EDF"),
+    }
     notes: list[str] = []
     for p in populations:
         name = safe_name(p.label)

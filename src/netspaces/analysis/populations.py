@@ -56,8 +56,10 @@ def load_population(source: str, label: str | None = None) -> Population:
     """Read one INPUT that holds one experiment; raise UserError on unusable input."""
     found = load_populations(source, label)
     if len(found) > 1:
-        raise UserError(f"analyze: {source} holds {len(found)} experiments (identities "
-                        f"{', '.join(p.label for p in found)}); analyze them apart")
+        raise UserError(
+            f"analyze: {source} holds {len(found)} experiments (identities "
+            f"{', '.join(p.label for p in found)}); analyze them apart"
+        )
     return found[0]
 
 
@@ -70,30 +72,40 @@ def load_populations(source: str, label: str | None = None) -> list[Population]:
         from netspaces.analysis.wandb_log import read_wandb_records
 
         frame, arch_keys = _records_to_frame(read_wandb_records(source), source)
-        name = source[len(WANDB_PREFIX):].rstrip("/").split("/")[-1]
+        name = source[len(WANDB_PREFIX) :].rstrip("/").split("/")[-1]
     else:
         path = Path(source)
         if not path.exists():
-            raise UserError(f"analyze: input {source!r} does not exist (give a sweep directory, "
-                            "a .csv or .jsonl table, or wandb://entity/project/group)")
+            raise UserError(
+                f"analyze: input {source!r} does not exist (give a sweep directory, "
+                "a .csv or .jsonl table, or wandb://entity/project/group)"
+            )
         if path.is_dir() and any(path.rglob(record.RECORD_FILE)):
             records, broken = record.scan_records(path)  # the records themselves, not a table that may be stale
             if not records:
-                raise UserError(f"analyze: {path} has no usable {record.RECORD_FILE} ("
-                                + "; ".join(f"{p}: {why}" for p, why in broken) + ")")
+                raise UserError(
+                    f"analyze: {path} has no usable {record.RECORD_FILE} ("
+                    + "; ".join(f"{p}: {why}" for p, why in broken)
+                    + ")"
+                )
             frame, arch_keys = _records_to_frame(
-                [{k: v for k, v in r.items() if k not in record.NOT_IN_TABLE} for r in records], str(path))
+                [{k: v for k, v in r.items() if k not in record.NOT_IN_TABLE} for r in records], str(path)
+            )
         else:
             frame, arch_keys = read_table(path)
-        name = path.name if path.is_dir() else (
-            path.parent.name if path.stem == "population" else path.stem)
-    notes = [f"{len(broken)} unusable record(s) left out: " + "; ".join(f"{p}: {why}" for p, why in broken)] \
-        if broken else []
+        name = path.name if path.is_dir() else (path.parent.name if path.stem == "population" else path.stem)
+    notes = (
+        [f"{len(broken)} unusable record(s) left out: " + "; ".join(f"{p}: {why}" for p, why in broken)]
+        if broken
+        else []
+    )
     groups = [(None, frame)]
     if "identity" in frame.columns and frame["identity"].nunique(dropna=False) > 1:
         groups = [(h, g.reset_index(drop=True)) for h, g in frame.groupby("identity", dropna=False, sort=False)]
-        notes.append(f"{source} holds {len(groups)} experiments (identities "
-                     f"{', '.join(_tag(h) for h, _ in groups)}): analysed as separate populations")
+        notes.append(
+            f"{source} holds {len(groups)} experiments (identities "
+            f"{', '.join(_tag(h) for h, _ in groups)}): analysed as separate populations"
+        )
     out = []
     for h, g in groups:
         p = _make_population(g, source, label, name, arch_keys)
@@ -116,8 +128,9 @@ def read_table(path: Path) -> tuple[pd.DataFrame, set[str]]:
                 return read_table(path / candidate)
         result_files = sorted(path.glob(f"**/{record.RECORD_FILE}"))
         if not result_files:
-            raise UserError(f"analyze: {path} has no {record.TABLE_JSONL}, {record.TABLE_CSV} "
-                            f"or **/{record.RECORD_FILE}")
+            raise UserError(
+                f"analyze: {path} has no {record.TABLE_JSONL}, {record.TABLE_CSV} or **/{record.RECORD_FILE}"
+            )
         records = [_read_json(f) for f in result_files]
         return _records_to_frame(records, str(path))
     suffix = path.suffix.lower()
@@ -143,7 +156,8 @@ def read_table(path: Path) -> tuple[pd.DataFrame, set[str]]:
                 frame[column] = frame[column].map(_parse_json_cell)
         if "arch" in frame.columns:  # a nested record written as JSON text: flatten it too
             frame["arch"] = frame["arch"].map(
-                lambda v: json.loads(v) if isinstance(v, str) and v.strip().startswith("{") else v)
+                lambda v: json.loads(v) if isinstance(v, str) and v.strip().startswith("{") else v
+            )
             return _records_to_frame(frame.to_dict("records"), str(path))
         return frame, set()
     raise UserError(f"analyze: {path} is not a sweep directory, .csv or .jsonl table")
@@ -189,12 +203,10 @@ def _parse_json_cell(cell: Any) -> Any:
     return cell
 
 
-def _make_population(frame: pd.DataFrame, source: str, label: str | None, name: str,
-                     arch_keys: set[str]) -> Population:
+def _make_population(frame: pd.DataFrame, source: str, label: str | None, name: str, arch_keys: set[str]) -> Population:
     if ERROR_COLUMN not in frame.columns:
         present = ", ".join(map(str, frame.columns[:8])) or "none"
-        raise UserError(f"analyze: {source} has no '{ERROR_COLUMN}' column "
-                        f"(columns found: {present})")
+        raise UserError(f"analyze: {source} has no '{ERROR_COLUMN}' column (columns found: {present})")
     notes: list[str] = []
     if "status" in frame.columns:
         status = frame["status"]
@@ -205,8 +217,9 @@ def _make_population(frame: pd.DataFrame, source: str, label: str | None, name: 
     bad = is_ok & errors.isna() & frame[ERROR_COLUMN].notna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"analyze: {source} row {row + 1}: '{ERROR_COLUMN}' must be a number, "
-                        f"got {frame[ERROR_COLUMN].iloc[row]!r}")
+        raise UserError(
+            f"analyze: {source} row {row + 1}: '{ERROR_COLUMN}' must be a number, got {frame[ERROR_COLUMN].iloc[row]!r}"
+        )
     missing = is_ok & errors.isna()
     if missing.any():
         notes.append(f"{int(missing.sum())} ok model(s) in {source} have no {ERROR_COLUMN}; excluded")
@@ -217,21 +230,31 @@ def _make_population(frame: pd.DataFrame, source: str, label: str | None, name: 
             impossible |= is_ok & frame[column].notna() & ~(np.isfinite(values) & (values >= 0))
     if impossible.any():
         rows = [_row_name(frame, i) for i in np.flatnonzero(impossible.to_numpy())]
-        notes.append(f"{len(rows)} model(s) in {source} excluded for impossible values ({ERROR_COLUMN} outside "
-                     f"[0, 100] or a negative or non-finite flops/params/acts): " + ", ".join(rows[:10])
-                     + (" …" if len(rows) > 10 else ""))
+        notes.append(
+            f"{len(rows)} model(s) in {source} excluded for impossible values ({ERROR_COLUMN} outside "
+            f"[0, 100] or a negative or non-finite flops/params/acts): "
+            + ", ".join(rows[:10])
+            + (" …" if len(rows) > 10 else "")
+        )
     keep = is_ok & errors.notna() & ~impossible
     table = frame.loc[keep].reset_index(drop=True)
     table[ERROR_COLUMN] = errors[keep].to_numpy(dtype=float)
     if table.empty:
-        raise UserError(f"analyze: {source} has no usable models (0 rows with status ok and a "
-                        f"{ERROR_COLUMN}; {len(frame)} row(s) in all)")
+        raise UserError(
+            f"analyze: {source} has no usable models (0 rows with status ok and a "
+            f"{ERROR_COLUMN}; {len(frame)} row(s) in all)"
+        )
     if label is None:
         spaces = table["space"].dropna().unique() if "space" in table else []
         label = str(spaces[0]) if len(spaces) == 1 else name
-    return Population(label=label, source=source, table=table,
-                      excluded=int(len(frame) - keep.sum()),
-                      param_columns=_design_params(table, arch_keys), notes=notes)
+    return Population(
+        label=label,
+        source=source,
+        table=table,
+        excluded=int(len(frame) - keep.sum()),
+        param_columns=_design_params(table, arch_keys),
+        notes=notes,
+    )
 
 
 def _row_name(frame: pd.DataFrame, i: int) -> str:
@@ -246,8 +269,7 @@ def _design_params(table: pd.DataFrame, arch_keys: set[str]) -> list[str]:
     params = []
     extra = sorted(k for k in arch_keys if k not in KNOWN_PARAMS and k not in LIST_COLUMNS)
     for column in [c for c in KNOWN_PARAMS if c in table] + extra:
-        if table[column].dtype == bool or table[column].map(
-                lambda v: isinstance(v, (list, dict, bool, str))).any():
+        if table[column].dtype == bool or table[column].map(lambda v: isinstance(v, (list, dict, bool, str))).any():
             continue  # only numbers are design parameters (not flags, names or lists)
         values = pd.to_numeric(table[column], errors="coerce")
         if values.isna().all():

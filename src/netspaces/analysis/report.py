@@ -62,49 +62,69 @@ def _figure(file_name: str, png: bytes) -> str:
     elif caption is None and image_id.startswith("widths_"):
         caption = "Per-block widths of the best models (solid) and their quantized-linear fits (dashed)."
     data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img id="{html.escape(image_id)}" alt="{html.escape(alt)}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(file_name)}: '
-            f'{html.escape(caption or "")}</figcaption></figure>')
+    return (
+        f'<figure><img id="{html.escape(image_id)}" alt="{html.escape(alt)}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{html.escape(file_name)}: '
+        f"{html.escape(caption or '')}</figcaption></figure>"
+    )
 
 
-def build_html(analysis: Analysis, plots: dict[str, bytes], title: str = "netspaces analysis",
-               sources: dict[str, str] | None = None) -> str:
+def build_html(
+    analysis: Analysis,
+    plots: dict[str, bytes],
+    title: str = "netspaces analysis",
+    sources: dict[str, str] | None = None,
+) -> str:
     """The report page; `sources` maps each label to the INPUT it was read from."""
     s = analysis.summary
     sources = sources or {}
-    summary_rows = [[label, p["n"], p["min"], p["mean"], p["median"], p["excluded"],
-                     sources.get(label, "")] for label, p in s["populations"].items()]
+    summary_rows = [
+        [label, p["n"], p["min"], p["mean"], p["median"], p["excluded"], sources.get(label, "")]
+        for label, p in s["populations"].items()
+    ]
     ks_rows = [[pair, k["plain"], k["normalized"], k["p_value"], k["p_method"]] for pair, k in s["ks"].items()]
-    boot_rows = [[label, param, r["lo"], r["median"], r["hi"]]
-                 for label, params in s["bootstrap"].items() for param, r in params.items()]
+    boot_rows = [
+        [label, param, r["lo"], r["median"], r["hi"]]
+        for label, params in s["bootstrap"].items()
+        for param, r in params.items()
+    ]
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         "<h2>Populations</h2>",
-        _table("summary", ["population", "n", "min error", "mean error", "median error",
-                           "excluded", "source"], summary_rows),
+        _table(
+            "summary",
+            ["population", "n", "min error", "mean error", "median error", "excluded", "source"],
+            summary_rows,
+        ),
         "<h2>Kolmogorov–Smirnov tests</h2>",
         _table("ks", ["pair", "D (plain)", "D (normalized)", "p-value (plain)", "p-value method"], ks_rows)
-        if ks_rows else "<p>One population: nothing to compare.</p>",
+        if ks_rows
+        else "<p>One population: nothing to compare.</p>",
         "<h2>Bootstrap good ranges of the best model's parameters</h2>",
         _table("bootstrap", ["population", "parameter", "2.5%", "median", "97.5%"], boot_rows)
-        if boot_rows else "<p>No design-parameter columns.</p>",
+        if boot_rows
+        else "<p>No design-parameter columns.</p>",
     ]
     if analysis.warnings:
-        parts.append('<h2>Warnings</h2><ul class="warnings">'
-                     + "".join(f"<li>{html.escape(w)}</li>" for w in analysis.warnings) + "</ul>")
+        parts.append(
+            '<h2>Warnings</h2><ul class="warnings">'
+            + "".join(f"<li>{html.escape(w)}</li>" for w in analysis.warnings)
+            + "</ul>"
+        )
     if analysis.notes:
-        parts.append('<h2>Notes</h2><ul class="notes">'
-                     + "".join(f"<li>{html.escape(n)}</li>" for n in analysis.notes) + "</ul>")
+        parts.append(
+            '<h2>Notes</h2><ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in analysis.notes) + "</ul>"
+        )
     parts.append("<h2>Plots</h2>")
     parts.extend(_figure(name, png) for name, png in plots.items())
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def write_outputs(out_dir: Path, analysis: Analysis, plots: dict[str, bytes],
-                  html_text: str) -> list[Path]:
+def write_outputs(out_dir: Path, analysis: Analysis, plots: dict[str, bytes], html_text: str) -> list[Path]:
     """Write summary.json, edf.csv, the plots and report.html into `out_dir`, all or none:
     every file is written to a temporary name first and renamed only once all were written
     (a full disk leaves the folder as it was). Returns the paths."""

@@ -26,8 +26,7 @@ def _loggable_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     combined = pd.concat(frames, ignore_index=True)
     for column in combined.columns:
         if combined[column].dtype == object:
-            combined[column] = combined[column].map(
-                lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+            combined[column] = combined[column].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
             if combined[column].map(type).nunique() > 1:  # mixed types: W&B rejects them
                 combined[column] = combined[column].map(lambda v: None if v is None else str(v))
     return combined[["population"] + [c for c in combined.columns if c != "population"]]
@@ -44,10 +43,16 @@ def _flat_summary(summary: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
-def log_to_wandb(tables: dict[str, pd.DataFrame], summary: dict[str, Any],
-                 plots: dict[str, Path], project: str = DEFAULT_PROJECT,
-                 group: str | None = None, entity: str | None = None,
-                 run_dir: Path | None = None, name: str = "analysis") -> Path | None:
+def log_to_wandb(
+    tables: dict[str, pd.DataFrame],
+    summary: dict[str, Any],
+    plots: dict[str, Path],
+    project: str = DEFAULT_PROJECT,
+    group: str | None = None,
+    entity: str | None = None,
+    run_dir: Path | None = None,
+    name: str = "analysis",
+) -> Path | None:
     """Log the population table, summary numbers and plots to one W&B run in `group`.
 
     Returns the run's local directory, or None (after one warning) when anything failed.
@@ -56,11 +61,18 @@ def log_to_wandb(tables: dict[str, pd.DataFrame], summary: dict[str, Any],
         import wandb
 
         mode = wandb_mode()  # offline unless the user has a key: never wait on the network without one
-        run = wandb.init(project=project, entity=entity, group=group, name=name,
-                         job_type="analysis", mode=mode, reinit="create_new",
-                         # Read WANDB_DIR on every call: wandb caches its settings per process.
-                         dir=str(run_dir or os.environ.get("WANDB_DIR") or Path.cwd()),
-                         config={"populations": list(tables)})
+        run = wandb.init(
+            project=project,
+            entity=entity,
+            group=group,
+            name=name,
+            job_type="analysis",
+            mode=mode,
+            reinit="create_new",
+            # Read WANDB_DIR on every call: wandb caches its settings per process.
+            dir=str(run_dir or os.environ.get("WANDB_DIR") or Path.cwd()),
+            config={"populations": list(tables)},
+        )
         try:
             payload: dict[str, Any] = {"population_table": wandb.Table(dataframe=_loggable_table(tables))}
             for file_name, path in plots.items():
@@ -73,8 +85,10 @@ def log_to_wandb(tables: dict[str, pd.DataFrame], summary: dict[str, Any],
             run.finish()
         return local_dir
     except Exception as exc:  # noqa: BLE001 - logging must never break the analysis
-        print(f"netspaces: warning: W&B logging failed, analysis files are unaffected "
-              f"({type(exc).__name__}: {exc})", file=sys.stderr)
+        print(
+            f"netspaces: warning: W&B logging failed, analysis files are unaffected ({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -94,7 +108,7 @@ def read_wandb_records(uri: str) -> list[dict[str, Any]]:
     Each run's summary holds its record's fields (the sweep logger puts them there); runs
     without a status count as ok only if they finished (crashed or running ones are excluded).
     """
-    parts = uri[len("wandb://"):].strip("/").split("/")
+    parts = uri[len("wandb://") :].strip("/").split("/")
     if len(parts) != 3 or not all(parts):
         raise UserError(f"analyze: {uri!r} must look like wandb://entity/project/group")
     entity, project, group = parts

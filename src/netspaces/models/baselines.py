@@ -11,24 +11,45 @@ outputs).
 from __future__ import annotations
 
 import re
+
 import torch
 from torch import nn
 
-from netspaces.space.complexity import Complexity
 from netspaces.errors import UserError
+from netspaces.space.complexity import Complexity
 
 # timm name → native (train) resolution. EfficientNets use their own compound-scaled sizes,
 # the ones pycls trained and timed them at (pycls_zoo.csv: train_res).
 TIMM_BASELINES: dict[str, int] = {
-    "efficientnet_b0": 224, "efficientnet_b1": 240, "efficientnet_b2": 260,
-    "efficientnet_b3": 300, "efficientnet_b4": 380, "efficientnet_b5": 456,
-    "resnet50": 224, "resnet101": 224, "resnet152": 224,
-    "resnext50_32x4d": 224, "resnext101_32x4d": 224,
-    "regnetx_002": 224, "regnetx_004": 224, "regnetx_006": 224, "regnetx_008": 224,
-    "regnetx_016": 224, "regnetx_032": 224, "regnetx_040": 224, "regnetx_064": 224,
-    "regnety_002": 224, "regnety_004": 224, "regnety_006": 224, "regnety_008": 224,
-    "regnety_016": 224, "regnety_032": 224, "regnety_040": 224, "regnety_064": 224,
-    "mobilenetv2_100": 224, "mobilenetv3_large_100": 224,
+    "efficientnet_b0": 224,
+    "efficientnet_b1": 240,
+    "efficientnet_b2": 260,
+    "efficientnet_b3": 300,
+    "efficientnet_b4": 380,
+    "efficientnet_b5": 456,
+    "resnet50": 224,
+    "resnet101": 224,
+    "resnet152": 224,
+    "resnext50_32x4d": 224,
+    "resnext101_32x4d": 224,
+    "regnetx_002": 224,
+    "regnetx_004": 224,
+    "regnetx_006": 224,
+    "regnetx_008": 224,
+    "regnetx_016": 224,
+    "regnetx_032": 224,
+    "regnetx_040": 224,
+    "regnetx_064": 224,
+    "regnety_002": 224,
+    "regnety_004": 224,
+    "regnety_006": 224,
+    "regnety_008": 224,
+    "regnety_016": 224,
+    "regnety_032": 224,
+    "regnety_040": 224,
+    "regnety_064": 224,
+    "mobilenetv2_100": 224,
+    "mobilenetv3_large_100": 224,
 }
 
 # timm families whose constructor takes `zero_init_last` (zero γ of each block's last BN).
@@ -41,7 +62,7 @@ TIMM_PREFIX = "timm/"  # forces timm where a name is also in our zoo: timm/resne
 def baseline_key(name: str) -> str | None:
     """`EfficientNet-B0`, `efficientnet_b0`, `timm/efficientnet-b0` → `efficientnet_b0` (None if unknown)."""
     name = name.strip().lower()
-    name = name[len(TIMM_PREFIX):] if name.startswith(TIMM_PREFIX) else name
+    name = name[len(TIMM_PREFIX) :] if name.startswith(TIMM_PREFIX) else name
     key = re.sub(r"[^a-z0-9]+", "_", name).strip("_")
     return key if key in TIMM_BASELINES else None
 
@@ -90,8 +111,14 @@ def _cifar_stem(model: nn.Module) -> None:
         model.maxpool = nn.Identity()
 
 
-def create_baseline(name: str, *, num_classes: int = 1000, in_chans: int = 3, stem: str | None = None,
-                    zero_init_final_gamma: bool = False) -> nn.Module:
+def create_baseline(
+    name: str,
+    *,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    stem: str | None = None,
+    zero_init_final_gamma: bool = False,
+) -> nn.Module:
     """A timm baseline with random weights (`pretrained=False`: never any download)."""
     import timm
 
@@ -109,8 +136,9 @@ def create_baseline(name: str, *, num_classes: int = 1000, in_chans: int = 3, st
     return model
 
 
-def get_network(name: str, *, num_classes: int, in_chans: int = 3, stem: str | None = None,
-                zero_init_final_gamma: bool = False) -> nn.Module:
+def get_network(
+    name: str, *, num_classes: int, in_chans: int = 3, stem: str | None = None, zero_init_final_gamma: bool = False
+) -> nn.Module:
     """Our AnyNet for a zoo name, a timm model for a baseline name; UserError for anything else.
 
     `stem` overrides the stem ('cifar' keeps 32 px inputs at full resolution). For timm
@@ -120,8 +148,9 @@ def get_network(name: str, *, num_classes: int, in_chans: int = 3, stem: str | N
     if num_classes < 1 or in_chans < 1:
         raise UserError(f"num_classes and in_chans must be >= 1; got {num_classes} and {in_chans}")
     if is_baseline(name):
-        return create_baseline(name, num_classes=num_classes, in_chans=in_chans, stem=stem,
-                               zero_init_final_gamma=zero_init_final_gamma)
+        return create_baseline(
+            name, num_classes=num_classes, in_chans=in_chans, stem=stem, zero_init_final_gamma=zero_init_final_gamma
+        )
     zoo = _zoo_name(name)
     if zoo is not None:
         from netspaces.models.anynet import build_model
@@ -154,8 +183,11 @@ def measured_complexity(model: nn.Module, resolution: int, in_chans: int | None 
         nonlocal acts
         acts += out[0].numel()  # per image
 
-    hooks = [m.register_forward_hook(count_acts) for m in model.modules()
-             if isinstance(m, (nn.Conv2d, nn.Linear, nn.MaxPool2d))]
+    hooks = [
+        m.register_forward_hook(count_acts)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.MaxPool2d))
+    ]
     was_training = model.training
     counter = FlopCounterMode(display=False)
     try:

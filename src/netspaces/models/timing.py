@@ -45,8 +45,11 @@ class Timing:
         return self.train_ms / self.batch
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "forward_ms_per_image": self.forward_ms_per_image,
-                "train_ms_per_image": self.train_ms_per_image}
+        return {
+            **asdict(self),
+            "forward_ms_per_image": self.forward_ms_per_image,
+            "train_ms_per_image": self.train_ms_per_image,
+        }
 
 
 def _check(batch: int, resolution: int, repeats: int, warmup: int, device: str) -> None:
@@ -95,6 +98,7 @@ def forward_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
     def run() -> object:
         with torch.no_grad():
             return model(x)
+
     return run
 
 
@@ -107,14 +111,17 @@ def train_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[],
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         return loss
+
     return run
 
 
 def has_depthwise_conv(model: nn.Module) -> bool:
     from torch import nn
 
-    return any(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
-               for m in model.modules())
+    return any(
+        isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+        for m in model.modules()
+    )
 
 
 def default_channels_last(model: nn.Module, device: str) -> bool:
@@ -122,9 +129,19 @@ def default_channels_last(model: nn.Module, device: str) -> bool:
     return device == "cpu" and not has_depthwise_conv(model)
 
 
-def time_module(model: nn.Module, *, name: str = "model", batch: int = 64, resolution: int = 224,
-                device: str = "cpu", repeats: int = 10, warmup: int = 2, channels_last: bool | None = None,
-                num_classes: int = 1000, in_chans: int = 3) -> Timing:
+def time_module(
+    model: nn.Module,
+    *,
+    name: str = "model",
+    batch: int = 64,
+    resolution: int = 224,
+    device: str = "cpu",
+    repeats: int = 10,
+    warmup: int = 2,
+    channels_last: bool | None = None,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+) -> Timing:
     """Time one module: forward (eval, no_grad) then forward+backward (train)."""
     import torch
 
@@ -144,8 +161,10 @@ def time_module(model: nn.Module, *, name: str = "model", batch: int = 64, resol
         try:
             train = median_ms(train_fn(model, x, y), repeats=repeats, warmup=warmup, device=device)
         except ValueError as e:  # BatchNorm in training needs > 1 value per channel
-            raise UserError(f"forward+backward of {name} fails at batch {batch}, {resolution} px: "
-                            f"{str(e).splitlines()[0]}; use a larger --batch or --resolution") from None
+            raise UserError(
+                f"forward+backward of {name} fails at batch {batch}, {resolution} px: "
+                f"{str(e).splitlines()[0]}; use a larger --batch or --resolution"
+            ) from None
     finally:
         model.train(was_training)
         for p in model.parameters():
@@ -153,9 +172,17 @@ def time_module(model: nn.Module, *, name: str = "model", batch: int = 64, resol
     return Timing(name, device, batch, resolution, torch.get_num_threads(), repeats, fwd, train)
 
 
-def time_model(name: str, *, batch: int = 64, resolution: int | None = None, device: str = "cpu",
-               repeats: int = 10, warmup: int = 2, threads: int | None = None,
-               channels_last: bool | None = None) -> Timing:
+def time_model(
+    name: str,
+    *,
+    batch: int = 64,
+    resolution: int | None = None,
+    device: str = "cpu",
+    repeats: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+    channels_last: bool | None = None,
+) -> Timing:
     """Time a zoo model (RegNetX-400MF, ResNet-50, …) or a timm baseline (efficientnet_b0, …)
     at `resolution` (default: the model's native one) with 1000 classes."""
     _check(batch, resolution or 224, repeats, warmup, device)  # bad values fail before torch loads
@@ -170,8 +197,16 @@ def time_model(name: str, *, batch: int = 64, resolution: int | None = None, dev
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = get_network(name, num_classes=1000)
-    return time_module(model, name=name, batch=batch, resolution=resolution, device=device, repeats=repeats,
-                       warmup=warmup, channels_last=channels_last)
+    return time_module(
+        model,
+        name=name,
+        batch=batch,
+        resolution=resolution,
+        device=device,
+        repeats=repeats,
+        warmup=warmup,
+        channels_last=channels_last,
+    )
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -48,6 +48,10 @@ def fit_quantized_linear(widths, q: int = 8) -> FitResult:
     (w0, wa, wm), err, fit = _best(w, w0_grid, wa_grid, np.arange(1.05, 4.0, 0.01), q)
     for span in (0.2, 0.05, 0.01):  # refine locally: the error surface is piecewise constant
         (w0, wa, wm), err, fit = _best(
-            w, np.clip(w0 + q * np.arange(-1, 2), q, None), np.clip(wa * np.linspace(1 - span, 1 + span, 81), 0, None),
-            np.clip(wm + np.linspace(-span, span, 81) / 2, 1.01, None), q)
+            w,
+            np.clip(w0 + q * np.arange(-1, 2), q, None),
+            np.clip(wa * np.linspace(1 - span, 1 + span, 81), 0, None),
+            np.clip(wm + np.linspace(-span, span, 81) / 2, 1.01, None),
+            q,
+        )
     return FitResult(float(w0), float(wa), float(wm), err, fit.astype(np.int64))

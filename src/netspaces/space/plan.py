@@ -156,7 +156,11 @@ GROUPED = ("x", "y")  # blocks with a group conv on the bottleneck width
 
 def net_plan(
     *,
-    ws, ds, bs, gs, strides,
+    ws,
+    ds,
+    bs,
+    gs,
+    strides,
     block: str,
     se_r: float,
     stem: str,

@@ -11,9 +11,18 @@ from dataclasses import dataclass
 from netspaces.errors import UserError
 
 NOMINAL_FLOPS = {
-    "200mf": 200e6, "400mf": 400e6, "600mf": 600e6, "800mf": 800e6,
-    "1.6gf": 1.6e9, "3.2gf": 3.2e9, "4gf": 4.0e9, "6.4gf": 6.4e9,
-    "8gf": 8.0e9, "12gf": 12e9, "16gf": 16e9, "32gf": 32e9,
+    "200mf": 200e6,
+    "400mf": 400e6,
+    "600mf": 600e6,
+    "800mf": 800e6,
+    "1.6gf": 1.6e9,
+    "3.2gf": 3.2e9,
+    "4gf": 4.0e9,
+    "6.4gf": 6.4e9,
+    "8gf": 8.0e9,
+    "12gf": 12e9,
+    "16gf": 16e9,
+    "32gf": 32e9,
 }
 
 
@@ -31,8 +40,9 @@ def regime_names() -> list[str]:
     return list(NOMINAL_FLOPS)
 
 
-def get_regime(name: str, *, tolerance: float | None = None, max_params: float | None = None,
-               max_acts: float | None = None) -> Regime:
+def get_regime(
+    name: str, *, tolerance: float | None = None, max_params: float | None = None, max_acts: float | None = None
+) -> Regime:
     """A named regime: [0.9·F, F] by default, or [F·(1−tol), F·(1+tol)] with a tolerance."""
     key = name.lower().replace(" ", "")
     if key not in NOMINAL_FLOPS:

@@ -100,10 +100,27 @@ class RegNetParams:
         ws_adj, gs_adj = adjust_groups(ws, [self.bot_mul] * n, [self.group_w] * n)
         return [int(w) for w in ws_adj], ds, [int(g) for g in gs_adj]
 
-    def to_spec(self, *, block: str | None = None, stem: str = "simple", stem_w: int = 32,
-                num_classes: int = 1000, in_chans: int = 3) -> NetSpec:
+    def to_spec(
+        self,
+        *,
+        block: str | None = None,
+        stem: str = "simple",
+        stem_w: int = 32,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+    ) -> NetSpec:
         ws, ds, gs = self.stages()
         block = block or ("y" if self.se_r else "x")
         se_r = self.se_r or SE_RATIO.get(block, 0.0)
-        return NetSpec(ws=ws, ds=ds, bs=[self.bot_mul] * len(ws), gs=gs, block=block, se_r=se_r,
-                       stem=stem, stem_w=stem_w, num_classes=num_classes, in_chans=in_chans)
+        return NetSpec(
+            ws=ws,
+            ds=ds,
+            bs=[self.bot_mul] * len(ws),
+            gs=gs,
+            block=block,
+            se_r=se_r,
+            stem=stem,
+            stem_w=stem_w,
+            num_classes=num_classes,
+            in_chans=in_chans,
+        )

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from netspaces.errors import UserError
 from netspaces.space import plan as P
 from netspaces.space.complexity import count_net
-from netspaces.errors import UserError
 from netspaces.space.regimes import Regime, get_regime
 from netspaces.space.spaces import get_space
 from netspaces.space.spec import NetSpec
@@ -47,18 +47,49 @@ class Sample:
 
     def to_dict(self) -> dict:
         s = self.spec
-        return {"name": self.name, "index": self.index, "space": self.space, "regime": self.regime,
-                "seed": self.seed, "ws": list(s.ws), "ds": list(s.ds), "gs": list(s.gs), "bs": list(s.bs),
-                "block": s.block, "flops": self.flops, "params": self.params, "acts": self.acts, **self.own}
+        return {
+            "name": self.name,
+            "index": self.index,
+            "space": self.space,
+            "regime": self.regime,
+            "seed": self.seed,
+            "ws": list(s.ws),
+            "ds": list(s.ds),
+            "gs": list(s.gs),
+            "bs": list(s.bs),
+            "block": s.block,
+            "flops": self.flops,
+            "params": self.params,
+            "acts": self.acts,
+            **self.own,
+        }
 
 
-def bulk_complexity(ws: np.ndarray, ds: np.ndarray, bs: np.ndarray, gs: np.ndarray, *, block: str,
-                    resolution: int = 224, num_classes: int = 1000):
+def bulk_complexity(
+    ws: np.ndarray,
+    ds: np.ndarray,
+    bs: np.ndarray,
+    gs: np.ndarray,
+    *,
+    block: str,
+    resolution: int = 224,
+    num_classes: int = 1000,
+):
     """flops, params, acts of many AnyNets at once (arrays of shape (n, stages))."""
     stages = ws.shape[1]
-    net = P.net_plan(ws=list(ws.T), ds=list(ds.T), bs=list(bs.T), gs=list(gs.T), strides=[2] * stages,
-                     block=block, se_r=P.SE_RATIO.get(block, 0.0), stem="simple", stem_w=32,
-                     num_classes=num_classes, in_chans=3)
+    net = P.net_plan(
+        ws=list(ws.T),
+        ds=list(ds.T),
+        bs=list(bs.T),
+        gs=list(gs.T),
+        strides=[2] * stages,
+        block=block,
+        se_r=P.SE_RATIO.get(block, 0.0),
+        stem="simple",
+        stem_w=32,
+        num_classes=num_classes,
+        in_chans=3,
+    )
     return count_net(net, resolution)
 
 
@@ -67,8 +98,9 @@ def _plain(v):
     return round(v, 6) if isinstance(v, float) else v
 
 
-def sample_models(space: str, regime: str | Regime, n: int, seed: int, block: str | None = None,
-                  max_candidates: int = MAX_CANDIDATES) -> list[Sample]:
+def sample_models(
+    space: str, regime: str | Regime, n: int, seed: int, block: str | None = None, max_candidates: int = MAX_CANDIDATES
+) -> list[Sample]:
     """The first n models of (space, regime, seed) whose flops fall in the regime's window."""
     if n < 1:
         raise UserError(f"n must be >= 1; got {n}")
@@ -82,9 +114,11 @@ def sample_models(space: str, regime: str | Regime, n: int, seed: int, block: st
     drawn = 0
     while len(out) < n:
         if drawn >= max_candidates:
-            raise UserError(f"space {sp.name} found only {len(out)} of {n} models in regime {rg.name} "
-                            f"({rg.lo / 1e6:.0f}-{rg.hi / 1e6:.0f} MF) after {drawn} candidates; "
-                            f"choose another regime or fewer models")
+            raise UserError(
+                f"space {sp.name} found only {len(out)} of {n} models in regime {rg.name} "
+                f"({rg.lo / 1e6:.0f}-{rg.hi / 1e6:.0f} MF) after {drawn} candidates; "
+                f"choose another regime or fewer models"
+            )
         c = sp.draw(rng, BATCH)
         drawn += BATCH
         cx = bulk_complexity(c.ws, c.ds, c.bs, c.gs, block=block, resolution=rg.resolution)
@@ -98,8 +132,11 @@ def sample_models(space: str, regime: str | Regime, n: int, seed: int, block: st
         for i in np.flatnonzero(ok)[: n - len(out)]:
             spec = NetSpec(ws=c.ws[i], ds=c.ds[i], bs=c.bs[i], gs=c.gs[i], block=block)
             own = {k: _plain(v[i]) for k, v in c.own.items()}
-            out.append(Sample(len(out), sp.name, rg.name, seed, spec, int(cx.flops[i]), int(cx.params[i]),
-                              int(cx.acts[i]), own))
+            out.append(
+                Sample(
+                    len(out), sp.name, rg.name, seed, spec, int(cx.flops[i]), int(cx.params[i]), int(cx.acts[i]), own
+                )
+            )
     return out
 
 

@@ -93,7 +93,9 @@ class AnyNetSpace:
             valid &= (gs_adj == gs_adj[:, :1]).all(1)
         if self.increasing_w:
             valid &= (np.diff(ws_adj, axis=1) >= 0).all(1)
-        own = {f"{k}{i + 1}": arr[:, i] for k, arr in (("d", ds), ("w", ws_adj), ("b", b), ("g", gs_adj)) for i in range(s)}
+        own = {
+            f"{k}{i + 1}": arr[:, i] for k, arr in (("d", ds), ("w", ws_adj), ("b", b), ("g", gs_adj)) for i in range(s)
+        }
         return Candidates(ws_adj, ds, bot_mul, gs_adj, valid, own)
 
 
@@ -178,8 +180,14 @@ SPACES = {
         _anynet("e", "+ d_{i+1} >= d_i", shared_b=True, shared_g=True, increasing_w=True, increasing_d=True),
         RegNetSpace("regnetx", restriction="quantized linear (d<64, w0,wa<256, 1.5<=wm<=3)"),
         RegNetSpace("regnety", block="y", restriction="RegNetX + SE (Y block)"),
-        RegNetSpace("regnetx_refined", depth=(1, 40), wm=(2.0, 3.0), bot_ratios=(1,), limit_params_acts=True,
-                    restriction="RegNetX, b=1, d<=40, wm>=2, param/act limits"),
+        RegNetSpace(
+            "regnetx_refined",
+            depth=(1, 40),
+            wm=(2.0, 3.0),
+            bot_ratios=(1,),
+            limit_params_acts=True,
+            restriction="RegNetX, b=1, d<=40, wm>=2, param/act limits",
+        ),
     ]
 }
 

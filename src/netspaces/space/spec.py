@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from netspaces.space import plan as P
 from netspaces.errors import UserError
+from netspaces.space import plan as P
 
 BLOCK_TYPES = tuple(P.BLOCKS)
 STEM_TYPES = tuple(P.STEMS)
@@ -45,14 +45,18 @@ class NetSpec:
             raise UserError("a network needs at least one stage; got ws=()")
         for name in ("ds", "bs", "gs", "strides"):
             if len(getattr(self, name)) != n:
-                raise UserError(f"{name} has {len(getattr(self, name))} entries but ws has {n}; one per stage is required")
+                raise UserError(
+                    f"{name} has {len(getattr(self, name))} entries but ws has {n}; one per stage is required"
+                )
         if self.block not in BLOCK_TYPES:
             raise UserError(f"unknown block {self.block!r}; allowed: {', '.join(BLOCK_TYPES)}")
         if self.stem not in STEM_TYPES:
             raise UserError(f"unknown stem {self.stem!r}; allowed: {', '.join(STEM_TYPES)}")
         for i, (w, d, b, g) in enumerate(zip(self.ws, self.ds, self.bs, self.gs)):
             if w < 1 or d < 1 or g < 1 or b <= 0:
-                raise UserError(f"stage {i + 1}: width {w}, depth {d}, group width {g} must be >= 1 and bot_mul {b} > 0")
+                raise UserError(
+                    f"stage {i + 1}: width {w}, depth {d}, group width {g} must be >= 1 and bot_mul {b} > 0"
+                )
             if self.block in P.GROUPED:
                 w_b = P.round_int(w * b)
                 if w_b % g:
@@ -66,9 +70,17 @@ class NetSpec:
 
     def plan(self) -> P.Net:
         return P.net_plan(
-            ws=self.ws, ds=self.ds, bs=self.bs, gs=self.gs, strides=self.strides,
-            block=self.block, se_r=self.se_r, stem=self.stem, stem_w=self.stem_w,
-            num_classes=self.num_classes, in_chans=self.in_chans,
+            ws=self.ws,
+            ds=self.ds,
+            bs=self.bs,
+            gs=self.gs,
+            strides=self.strides,
+            block=self.block,
+            se_r=self.se_r,
+            stem=self.stem,
+            stem_w=self.stem_w,
+            num_classes=self.num_classes,
+            in_chans=self.in_chans,
         )
 
     def to_dict(self) -> dict:

@@ -48,8 +48,7 @@ REGNETS: dict[str, RegNetParams] = {
 def _resnet(ds: tuple[int, ...], bot_mul: float, groups: int) -> NetSpec:
     ws = (256, 512, 1024, 2048)
     gs = tuple(round(w * bot_mul) // groups for w in ws)  # groups=1: the group width is w_b
-    return NetSpec(ws=ws, ds=ds, bs=(bot_mul,) * 4, gs=gs, strides=(1, 2, 2, 2), block="x",
-                   stem="resnet", stem_w=64)
+    return NetSpec(ws=ws, ds=ds, bs=(bot_mul,) * 4, gs=gs, strides=(1, 2, 2, 2), block="x", stem="resnet", stem_w=64)
 
 
 RESNETS: dict[str, NetSpec] = {

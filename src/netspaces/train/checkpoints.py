@@ -54,8 +54,13 @@ def usable_checkpoint(run_dir: Path) -> tuple[Path | None, int]:
         except Exception as exc:  # noqa: BLE001 — whatever is wrong with it, it cannot be resumed
             aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
             path.replace(aside)
-            log.warning("checkpoint %s does not load (%s: %s): kept as %s, the run starts over", path,
-                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "", aside.name)
+            log.warning(
+                "checkpoint %s does not load (%s: %s): kept as %s, the run starts over",
+                path,
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+                aside.name,
+            )
             return None, 0
         _checked[key] = epochs
     return path, _checked[key]

@@ -112,8 +112,9 @@ def load_digits_split(s: DataSettings):
     images = torch.from_numpy(d.images.astype(np.float32) / 16.0)[:, None]
     images = F.interpolate(images, size=(s.resolution, s.resolution), mode="bilinear", align_corners=False)
     labels = torch.from_numpy(d.target.astype(np.int64))
-    idx_train, idx_val = train_test_split(np.arange(len(labels)), test_size=s.val_fraction,
-                                          stratify=d.target, random_state=s.split_seed)
+    idx_train, idx_val = train_test_split(
+        np.arange(len(labels)), test_size=s.val_fraction, stratify=d.target, random_state=s.split_seed
+    )
     idx_train = idx_train[limit_per_class(d.target[idx_train], s.limit_per_class)]
     idx_val = idx_val[limit_per_class(d.target[idx_val], s.limit_per_class)]
     mean, std = images[idx_train].mean(), images[idx_train].std()  # train statistics only
@@ -129,8 +130,10 @@ def open_rgb(path: str):
         with Image.open(path) as im:
             return im.convert("RGB")
     except Exception as exc:  # noqa: BLE001 — truncated, empty, not an image: all one answer
-        raise DataError(f"cannot read image {path} ({type(exc).__name__}: {exc}); fix or remove it, "
-                        "or check every image up front with data.verify=true") from None
+        raise DataError(
+            f"cannot read image {path} ({type(exc).__name__}: {exc}); fix or remove it, "
+            "or check every image up front with data.verify=true"
+        ) from None
 
 
 def _decode(path: str, resolution: int) -> np.ndarray:
@@ -185,8 +188,12 @@ def load_cifar10_split(s: DataSettings):
             keep = limit_per_class(y, s.limit_per_class)
             x, y = x[keep], y[keep]
             if s.resolution != x.shape[1]:
-                t = F.interpolate(torch.from_numpy(x).permute(0, 3, 1, 2).float(), size=s.resolution,
-                                  mode="bilinear", align_corners=False)
+                t = F.interpolate(
+                    torch.from_numpy(x).permute(0, 3, 1, 2).float(),
+                    size=s.resolution,
+                    mode="bilinear",
+                    align_corners=False,
+                )
                 x = t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         else:
             x, y = _folder_arrays(s, split)
@@ -221,14 +228,26 @@ class InMemoryData(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
         sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.s.seed)
-        return DataLoader(self.train_set, batch_size=self.s.batch_size, sampler=sampler, collate_fn=_keep_batch,
-                          drop_last=len(sampler) > self.s.batch_size, num_workers=self.s.workers,
-                          pin_memory=self.s.pin_memory)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.s.batch_size,
+            sampler=sampler,
+            collate_fn=_keep_batch,
+            drop_last=len(sampler) > self.s.batch_size,
+            num_workers=self.s.workers,
+            pin_memory=self.s.pin_memory,
+        )
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
-        return DataLoader(self.val_set, batch_size=self.s.batch_size, sampler=ShardSampler(len(self.val_set), rank, world),
-                          collate_fn=_keep_batch, num_workers=self.s.workers, pin_memory=self.s.pin_memory)
+        return DataLoader(
+            self.val_set,
+            batch_size=self.s.batch_size,
+            sampler=ShardSampler(len(self.val_set), rank, world),
+            collate_fn=_keep_batch,
+            num_workers=self.s.workers,
+            pin_memory=self.s.pin_memory,
+        )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch
@@ -239,7 +258,8 @@ class InMemoryData(LightningDataModule):
         if self.s.augment and self.trainer is not None and self.trainer.training:
             # seeded by (seed, step, rank): reproducible, and identical after a resume
             g = torch.Generator().manual_seed(
-                (self.s.seed * 1_000_003 + self.trainer.global_step) * 64 + self.trainer.global_rank)
+                (self.s.seed * 1_000_003 + self.trainer.global_step) * 64 + self.trainer.global_rank
+            )
             x = random_crop_flip(x, pad=4, generator=g)
         return x, y
 
@@ -297,18 +317,28 @@ class FolderData(LightningDataModule):
         self.val_set = self._folder(self.s.val_split, False)
         found = len(self.train_set.classes)
         if found < 2:
-            raise UserError(f"data.root={self.s.root}: {found} class folder in {self.s.train_split}/; "
-                            "classification needs at least 2")
+            raise UserError(
+                f"data.root={self.s.root}: {found} class folder in {self.s.train_split}/; "
+                "classification needs at least 2"
+            )
         if self.s.num_classes is not None and found > self.s.num_classes:
-            raise UserError(f"data.num_classes={self.s.num_classes} but {self.s.root}/{self.s.train_split} "
-                            f"has {found} class folders")
+            raise UserError(
+                f"data.num_classes={self.s.num_classes} but {self.s.root}/{self.s.train_split} "
+                f"has {found} class folders"
+            )
         self.num_classes = self.s.num_classes or found
 
     def _loader(self, dataset, sampler, batch_size: int, drop_last: bool) -> DataLoader:
         workers = self.s.workers
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                          num_workers=workers, pin_memory=self.s.pin_memory,
-                          persistent_workers=self.s.persistent_workers and workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=workers,
+            pin_memory=self.s.pin_memory,
+            persistent_workers=self.s.persistent_workers and workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         t = self.trainer
@@ -358,8 +388,10 @@ def check_cifar10(s: DataSettings) -> None:
     if (root / "cifar-10-batches-py").is_dir():
         return
     if not (root / s.train_split).is_dir():
-        raise UserError(f"data.root={root} has no {s.train_split}/ folder (expected {root}/{s.train_split}/<class>/"
-                        "<image>, or torchvision's cifar-10-batches-py/: data.download=true fetches it)")
+        raise UserError(
+            f"data.root={root} has no {s.train_split}/ folder (expected {root}/{s.train_split}/<class>/"
+            "<image>, or torchvision's cifar-10-batches-py/: data.download=true fetches it)"
+        )
     check_image_folder(s)
 
 

@@ -62,8 +62,7 @@ def local_ranks(config_yaml: str, run_dir: Path, processes: int, threads: int | 
     ddp_dir = Path(run_dir) / ".ddp"
     ddp_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = write_atomic(ddp_dir / "config.yaml", config_yaml)
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(processes),
-           "NODE_RANK": "0"}
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(processes), "NODE_RANK": "0"}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     procs = []

@@ -23,8 +23,7 @@ from netspaces.space.zoo import zoo_names
 # timm baselines of the paper's comparisons (DESIGN.md): EfficientNet's own recipe is
 # lr 0.2·batch/128 and weight decay 1e-5 (pycls dds_baselines), applied over the schedule's.
 EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(6)]
-TIMM_BASELINES = {**{n: {"base_lr": 0.2, "weight_decay": 1e-5} for n in EFFICIENTNETS},
-                  "resnext50_32x4d": {}}
+TIMM_BASELINES = {**{n: {"base_lr": 0.2, "weight_decay": 1e-5} for n in EFFICIENTNETS}, "resnext50_32x4d": {}}
 
 
 def zoo_option(name: str) -> str:
@@ -98,21 +97,30 @@ def register() -> None:
     # validates it against the plugin's schema (good: typos fail) but warns that this matching
     # is deprecated; the pinned Hydra keeps the behaviour.
     warnings.filterwarnings("ignore", message="(?s).*is validated against ConfigStore schema with the same name")
-    for name, fn in (("ns.space_tag", space_tag), ("ns.run_subdir", run_subdir), ("ns.sweep_dir", sweep_dir),
-                     ("ns.sample_sweep", sample_sweep), ("ns.gpus_per_node", gpus_per_node)):
+    for name, fn in (
+        ("ns.space_tag", space_tag),
+        ("ns.run_subdir", run_subdir),
+        ("ns.sweep_dir", sweep_dir),
+        ("ns.sample_sweep", sample_sweep),
+        ("ns.gpus_per_node", gpus_per_node),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
     cs = ConfigStore.instance()
     for name, space in SPACES.items():
         # the space picks its own block; `block=...` on the command line still wins
-        cs.store(group="space", name=name, node={"defaults": [{"override /block@_global_.block": space.block}],
-                                                 "name": name, "block": space.block})
+        cs.store(
+            group="space",
+            name=name,
+            node={"defaults": [{"override /block@_global_.block": space.block}], "name": name, "block": space.block},
+        )
     for name in BLOCK_TYPES:
         cs.store(group="block", name=name, node={"name": name})
     for name in regime_names():
         # flops (multiply-adds at 224 px) in [0.9·F, F]; tolerance t: F·(1 ± t); limits are absolute counts
-        cs.store(group="regime", name=name, node={"name": name, "tolerance": None, "max_params": None,
-                                                  "max_acts": None})
+        cs.store(
+            group="regime", name=name, node={"name": name, "tolerance": None, "max_params": None, "max_acts": None}
+        )
     common = {"stem": None, "base_lr": None, "weight_decay": None}
     for name in zoo_names():
         option = zoo_option(name)
@@ -167,7 +175,7 @@ def command_line_error(argv: list[str], config_dir: str) -> str | None:
         return " ".join(str(exc).split("\n\n")[0].split())
     except HydraException as exc:
         return _unknown_key(str(exc), overrides, config_dir) or " ".join(str(exc).strip().splitlines()[:1])
-    except Exception as exc:  # noqa: BLE001 — anything else: let Hydra report it as it does
+    except Exception:  # noqa: BLE001 — anything else: let Hydra report it as it does
         return None
     return None
 

@@ -101,5 +101,7 @@ def read_identity(sweep_dir: Path) -> dict | None:
 
 def write_identity(sweep_dir: Path, h: str, p: dict[str, Any]) -> None:
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-    write_atomic(Path(sweep_dir) / IDENTITY_FILE,
-                 json.dumps({"hash": h, "version": VERSION, "payload": p}, indent=1, sort_keys=True, default=str) + "\n")
+    write_atomic(
+        Path(sweep_dir) / IDENTITY_FILE,
+        json.dumps({"hash": h, "version": VERSION, "payload": p}, indent=1, sort_keys=True, default=str) + "\n",
+    )

@@ -85,14 +85,17 @@ def check_tree(root: Path, train_split: str, val_split: str) -> None:
     if train != val:
         only_train = sorted(set(train) - set(val))
         only_val = sorted(set(val) - set(train))
-        raise UserError(f"data.root={root}: the class folders of {train_split}/ and {val_split}/ differ "
-                        f"(only in {train_split}/: {', '.join(only_train) or 'none'}; only in {val_split}/: "
-                        f"{', '.join(only_val) or 'none'}): labels would not match")
+        raise UserError(
+            f"data.root={root}: the class folders of {train_split}/ and {val_split}/ differ "
+            f"(only in {train_split}/: {', '.join(only_train) or 'none'}; only in {val_split}/: "
+            f"{', '.join(only_val) or 'none'}): labels would not match"
+        )
     for split in (train_split, val_split):
         empty = [str(Path(root) / split / c) for c in train if not _has_image(Path(root) / split / c)]
         if len(empty) == len(train):
-            raise UserError(f"data.root={root}: no images under {Path(root) / split}/<class>/ "
-                            "(an empty or non-ImageFolder tree)")
+            raise UserError(
+                f"data.root={root}: no images under {Path(root) / split}/<class>/ (an empty or non-ImageFolder tree)"
+            )
         if empty:
             raise UserError(f"data.root={root}: {len(empty)} empty class folder(s): {', '.join(empty)}")
 

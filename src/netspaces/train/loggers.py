@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -84,9 +83,17 @@ def _wandb(s: LoggerSettings, config: dict | None) -> Logger:
             # environment variable keeps offline runs off the network entirely
             os.environ["WANDB_MODE"] = attempt
         try:
-            logger = WandbLogger(project=s.project, entity=s.entity, group=s.group, name=s.run_name,
-                                 tags=list(s.tags), save_dir=s.run_dir, mode=attempt, config=config,
-                                 settings=wandb.Settings(init_timeout=s.init_timeout_s, silent=True))
+            logger = WandbLogger(
+                project=s.project,
+                entity=s.entity,
+                group=s.group,
+                name=s.run_name,
+                tags=list(s.tags),
+                save_dir=s.run_dir,
+                mode=attempt,
+                config=config,
+                settings=wandb.Settings(init_timeout=s.init_timeout_s, silent=True),
+            )
             if rank_zero_only.rank == 0:
                 _ = logger.experiment  # start the run now, where a failure cannot stop training
             return logger

@@ -50,8 +50,16 @@ class EvalCadence(Callback):
 
 
 class Classifier(LightningModule):
-    def __init__(self, net: nn.Module, optim: OptimSettings, *, num_classes: int, channels_last: bool = True,
-                 label_smoothing: float = 0.0, check_every: int = 50) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        optim: OptimSettings,
+        *,
+        num_classes: int,
+        channels_last: bool = True,
+        label_smoothing: float = 0.0,
+        check_every: int = 50,
+    ) -> None:
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.optim = optim
@@ -143,14 +151,26 @@ class Classifier(LightningModule):
         # checkpoint callback runs after it, so a checkpoint holds this epoch's entry
         top1, top5 = self._val_errors or (None, None)
         self._val_errors = None
-        entry = {"epoch": self.current_epoch + 1, "top1_err": top1, "top5_err": top5,
-                 "train_loss": _round(self._mean_train_loss()), "lr": _round(self._epoch_lr),
-                 "epoch_time_s": round(time.perf_counter() - self._epoch_started, 3)}
+        entry = {
+            "epoch": self.current_epoch + 1,
+            "top1_err": top1,
+            "top5_err": top5,
+            "train_loss": _round(self._mean_train_loss()),
+            "lr": _round(self._epoch_lr),
+            "epoch_time_s": round(time.perf_counter() - self._epoch_started, 3),
+        }
         self.history.append(entry)
         loss = "n/a" if entry["train_loss"] is None else f"{entry['train_loss']:.4f}"
         errors = "not evaluated" if top1 is None else f"top1_err {top1:.2f}%  top5_err {top5:.2f}%"
-        log.info("epoch %d/%d  %s  loss %s  lr %.4g  (%.1f s)", entry["epoch"], self.trainer.max_epochs, errors,
-                 loss, entry["lr"], entry["epoch_time_s"])
+        log.info(
+            "epoch %d/%d  %s  loss %s  lr %.4g  (%.1f s)",
+            entry["epoch"],
+            self.trainer.max_epochs,
+            errors,
+            loss,
+            entry["lr"],
+            entry["epoch_time_s"],
+        )
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 from torch import nn
 
-from netspaces.space.complexity import complexity
 from netspaces.errors import UserError
 from netspaces.models.anynet import build_model
+from netspaces.space.complexity import complexity
 from netspaces.train.settings import ModelChoice
 
 
@@ -43,11 +43,25 @@ def _sampled(c: ModelChoice) -> Network:
 
     s = sample_at(c.space, c.regime, c.sweep_seed, c.sample, block=c.block)
     spec = replace(s.spec, num_classes=c.num_classes, stem=c.stem or s.spec.stem)
-    info = {"name": s.name, "model": "sampled", "space": s.space, "regime": s.regime, "block": spec.block,
-            "sample": s.index, "sweep_seed": s.seed, "arch": s.arch,
-            "flops": s.flops, "params": s.params, "acts": s.acts,
-            "trained": {"resolution": c.resolution, "num_classes": c.num_classes, "stem": spec.stem,
-                        **_counts(complexity(spec, c.resolution))}}
+    info = {
+        "name": s.name,
+        "model": "sampled",
+        "space": s.space,
+        "regime": s.regime,
+        "block": spec.block,
+        "sample": s.index,
+        "sweep_seed": s.seed,
+        "arch": s.arch,
+        "flops": s.flops,
+        "params": s.params,
+        "acts": s.acts,
+        "trained": {
+            "resolution": c.resolution,
+            "num_classes": c.num_classes,
+            "stem": spec.stem,
+            **_counts(complexity(spec, c.resolution)),
+        },
+    }
     return Network(build_model(spec, zero_init_final_gamma=c.zero_init_final_gamma), info)
 
 
@@ -61,20 +75,45 @@ def _zoo(c: ModelChoice) -> Network:
     params = regnet_params(name)
     if params is not None:
         arch |= {k: v for k, v in asdict(params).items() if k in ("depth", "w0", "wa", "wm", "group_w", "bot_mul")}
-    info = {"name": name, "model": name, "space": None, "regime": None, "block": spec.block, "sample": None,
-            "arch": arch, **_counts(complexity(nominal, 224)),
-            "trained": {"resolution": c.resolution, "num_classes": c.num_classes, "stem": spec.stem,
-                        **_counts(complexity(spec, c.resolution))}}
+    info = {
+        "name": name,
+        "model": name,
+        "space": None,
+        "regime": None,
+        "block": spec.block,
+        "sample": None,
+        "arch": arch,
+        **_counts(complexity(nominal, 224)),
+        "trained": {
+            "resolution": c.resolution,
+            "num_classes": c.num_classes,
+            "stem": spec.stem,
+            **_counts(complexity(spec, c.resolution)),
+        },
+    }
     return Network(build_model(spec, zero_init_final_gamma=c.zero_init_final_gamma), info)
 
 
 def _timm(c: ModelChoice) -> Network:
     from netspaces.models.baselines import baseline_complexity, create_baseline, measured_complexity
 
-    module = create_baseline(c.name, num_classes=c.num_classes, stem=c.stem,
-                             zero_init_final_gamma=c.zero_init_final_gamma)
-    info = {"name": c.name, "model": c.name, "space": None, "regime": None, "block": None, "sample": None,
-            "arch": {}, **_counts(baseline_complexity(c.name)),
-            "trained": {"resolution": c.resolution, "num_classes": c.num_classes, "stem": c.stem or "native",
-                        **_counts(measured_complexity(module, c.resolution))}}
+    module = create_baseline(
+        c.name, num_classes=c.num_classes, stem=c.stem, zero_init_final_gamma=c.zero_init_final_gamma
+    )
+    info = {
+        "name": c.name,
+        "model": c.name,
+        "space": None,
+        "regime": None,
+        "block": None,
+        "sample": None,
+        "arch": {},
+        **_counts(baseline_complexity(c.name)),
+        "trained": {
+            "resolution": c.resolution,
+            "num_classes": c.num_classes,
+            "stem": c.stem or "native",
+            **_counts(measured_complexity(module, c.resolution)),
+        },
+    }
     return Network(module, info)

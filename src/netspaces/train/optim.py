@@ -43,7 +43,8 @@ def build_optimizer(model: nn.Module, s: OptimSettings):
     # fused: one kernel for the whole update (SGD step 14.9 -> 6.8 ms for RegNetX-400MF on the
     # CPU, +7% per training step at 32 px; benchmarks/README.md)
     fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
-    opt = torch.optim.SGD(param_groups(model, s), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov,
-                          dampening=0.0, fused=fused or None)
+    opt = torch.optim.SGD(
+        param_groups(model, s), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, dampening=0.0, fused=fused or None
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, EpochLR(s.epochs, s.warmup_epochs, s.warmup_factor))
     return opt, sched

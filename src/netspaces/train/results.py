@@ -17,39 +17,78 @@ def network_stub(s: RunSettings) -> dict:
     """What a record says of the network when the run failed before it existed."""
     m = s.model
     sampled = m.kind == "sampled"
-    return {"model": "sampled" if sampled else m.name, "space": m.space,
-            "regime": m.regime.name if m.regime else None, "block": m.block,
-            "sample": m.sample if sampled else None, "sweep_seed": m.sweep_seed if sampled else None}
+    return {
+        "model": "sampled" if sampled else m.name,
+        "space": m.space,
+        "regime": m.regime.name if m.regime else None,
+        "block": m.block,
+        "sample": m.sample if sampled else None,
+        "sweep_seed": m.sweep_seed if sampled else None,
+    }
 
 
 def _outcome(history: list[dict], status: str) -> dict:
     errs = [h["top1_err"] for h in history if h.get("top1_err") is not None]
     last = history[-1] if history else {}
-    return {"top1_err": last.get("top1_err") if status == "ok" else None,
-            "top1_err_best": min(errs) if errs else None,
-            "top5_err": last.get("top5_err") if status == "ok" else None,
-            "epochs": len(history)}
+    return {
+        "top1_err": last.get("top1_err") if status == "ok" else None,
+        "top1_err_best": min(errs) if errs else None,
+        "top5_err": last.get("top5_err") if status == "ok" else None,
+        "epochs": len(history),
+    }
 
 
-def make_record(s: RunSettings, cfg: DictConfig, info: dict, status: str, *, identity: str, history: list[dict],
-                train_time_s: float | None, diverged_at: dict | None = None, error: str | None = None,
-                resumed_from_epoch: int | None = None) -> Record:
+def make_record(
+    s: RunSettings,
+    cfg: DictConfig,
+    info: dict,
+    status: str,
+    *,
+    identity: str,
+    history: list[dict],
+    train_time_s: float | None,
+    diverged_at: dict | None = None,
+    error: str | None = None,
+    resumed_from_epoch: int | None = None,
+) -> Record:
     import lightning
     import torch
 
     import netspaces
 
     return Record(
-        status=status, name=info.get("name"), space=info.get("space"), regime=info.get("regime"),
-        block=info.get("block"), sample=info.get("sample"), sweep_seed=info.get("sweep_seed"), seed=s.seed,
-        model=info.get("model"), arch=info.get("arch") or {}, flops=info.get("flops"), params=info.get("params"),
-        acts=info.get("acts"), **_outcome(history, status), epochs_planned=s.trainer.epochs,
+        status=status,
+        name=info.get("name"),
+        space=info.get("space"),
+        regime=info.get("regime"),
+        block=info.get("block"),
+        sample=info.get("sample"),
+        sweep_seed=info.get("sweep_seed"),
+        seed=s.seed,
+        model=info.get("model"),
+        arch=info.get("arch") or {},
+        flops=info.get("flops"),
+        params=info.get("params"),
+        acts=info.get("acts"),
+        **_outcome(history, status),
+        epochs_planned=s.trainer.epochs,
         train_time_s=None if train_time_s is None else round(train_time_s, 3),
-        diverged_at=diverged_at, error=error, resumed_from_epoch=resumed_from_epoch,
-        identity=identity, precision=precision_used(s.trainer), data=s.data.name, schedule=OmegaConf.select(cfg, "schedule.name"), sweep=s.sweep_name,
-        lr=s.optim.lr, global_batch=s.optim.global_batch, world_size=s.trainer.world_size,
-        trained=info.get("trained"), history=history, run_dir=str(s.run_dir),
-        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), host=platform.node(),
+        diverged_at=diverged_at,
+        error=error,
+        resumed_from_epoch=resumed_from_epoch,
+        identity=identity,
+        precision=precision_used(s.trainer),
+        data=s.data.name,
+        schedule=OmegaConf.select(cfg, "schedule.name"),
+        sweep=s.sweep_name,
+        lr=s.optim.lr,
+        global_batch=s.optim.global_batch,
+        world_size=s.trainer.world_size,
+        trained=info.get("trained"),
+        history=history,
+        run_dir=str(s.run_dir),
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        host=platform.node(),
         versions={"netspaces": netspaces.__version__, "torch": torch.__version__, "lightning": lightning.__version__},
         config=OmegaConf.to_container(cfg, resolve=True),
     )
@@ -60,5 +99,7 @@ def result_line(record: Record, path: Path) -> str:
         return "n/a" if v is None else f"{v:.2f}%"
 
     seconds = "n/a" if record.train_time_s is None else f"{record.train_time_s:.1f} s"
-    return (f"{record.name}: {record.status}, top-1 error {pct(record.top1_err)} (best {pct(record.top1_err_best)}), "
-            f"top-5 error {pct(record.top5_err)}, {record.epochs} epochs in {seconds} -> {path}")
+    return (
+        f"{record.name}: {record.status}, top-1 error {pct(record.top1_err)} (best {pct(record.top1_err_best)}), "
+        f"top-5 error {pct(record.top5_err)}, {record.epochs} epochs in {seconds} -> {path}"
+    )

@@ -42,8 +42,9 @@ def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
     if broken:  # kept for inspection; this run redoes the sample
         aside = s.run_dir / f"{record.RECORD_FILE}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
         (s.run_dir / record.RECORD_FILE).replace(aside)
-        log.warning("%s was %s: kept as %s, the sample is trained again", s.run_dir / record.RECORD_FILE, broken,
-                    aside.name)
+        log.warning(
+            "%s was %s: kept as %s, the sample is trained again", s.run_dir / record.RECORD_FILE, broken, aside.name
+        )
     if done is not None and done.get("status") in record.DONE and done.get("identity") == ident:
         log.info("%s already has a record (status %s): skipped", s.run_dir, done["status"])
         return done
@@ -66,9 +67,17 @@ def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
 
     def ended(status: str, error: str) -> None:
         if rank_zero_only.rank == 0:
-            rec = make_record(s, cfg, info, status, identity=ident, history=module.history if module else [],
-                              train_time_s=module.train_time_s() if module else time.perf_counter() - started,
-                              error=error, resumed_from_epoch=module.resumed_from_epoch if module else None)
+            rec = make_record(
+                s,
+                cfg,
+                info,
+                status,
+                identity=ident,
+                history=module.history if module else [],
+                train_time_s=module.train_time_s() if module else time.perf_counter() - started,
+                error=error,
+                resumed_from_epoch=module.resumed_from_epoch if module else None,
+            )
             try:
                 record.write_record(s.run_dir, rec)
             except record.DiskFull:
@@ -97,9 +106,17 @@ def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
         raise
     if rank_zero_only.rank != 0:
         return {"status": status}
-    result = make_record(s, cfg, info, status, identity=ident, history=module.history,
-                         train_time_s=module.train_time_s(), diverged_at=diverged_at,
-                         resumed_from_epoch=module.resumed_from_epoch)
+    result = make_record(
+        s,
+        cfg,
+        info,
+        status,
+        identity=ident,
+        history=module.history,
+        train_time_s=module.train_time_s(),
+        diverged_at=diverged_at,
+        resumed_from_epoch=module.resumed_from_epoch,
+    )
     path = record.write_record(s.run_dir, result)
     publish_record(loggers, result, path)
     if not _keep_checkpoint(s, in_sweep):
@@ -126,12 +143,11 @@ def _prepare(s: RunSettings, cfg: DictConfig):
     import torch
     from lightning.pytorch import seed_everything
 
+    from netspaces.train.checkpoints import usable_checkpoint
     from netspaces.train.data import make_datamodule
     from netspaces.train.loggers import make_loggers
     from netspaces.train.module import Classifier
     from netspaces.train.network import build_network
-
-    from netspaces.train.checkpoints import usable_checkpoint
 
     t = s.trainer
     torch.set_num_threads(t.threads)
@@ -140,12 +156,21 @@ def _prepare(s: RunSettings, cfg: DictConfig):
     datamodule = make_datamodule(s.data)
     datamodule.setup("fit")  # the number of classes sizes the head
     network = build_network(replace(s.model, num_classes=datamodule.num_classes))
-    module = Classifier(network.module, s.optim, num_classes=datamodule.num_classes, channels_last=t.channels_last,
-                        label_smoothing=t.label_smoothing, check_every=t.log_every_n_steps)
+    module = Classifier(
+        network.module,
+        s.optim,
+        num_classes=datamodule.num_classes,
+        channels_last=t.channels_last,
+        label_smoothing=t.label_smoothing,
+        check_every=t.log_every_n_steps,
+    )
     info = network.info
     tags = tuple(str(x) for x in (info.get("space"), info.get("regime"), info.get("model")) if x)
-    loggers = make_loggers(replace(s.logger, run_name=info.get("name"), tags=tags + s.logger.tags),
-                           OmegaConf.to_container(cfg, resolve=True), resumed_epochs=epochs_done)
+    loggers = make_loggers(
+        replace(s.logger, run_name=info.get("name"), tags=tags + s.logger.tags),
+        OmegaConf.to_container(cfg, resolve=True),
+        resumed_epochs=epochs_done,
+    )
     return datamodule, network, module, loggers
 
 
@@ -169,11 +194,24 @@ def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:
 def _announce(s: RunSettings, info: dict, datamodule) -> None:
     arch = info.get("arch") or {}
     shape = f"ws {arch['ws']} ds {arch['ds']}, " if arch.get("ws") else ""
-    log.info("%s: %s%.0f MF, %.2f M params | %s at %d px: %d train / %d val images | %s x%d, %d epochs, "
-             "lr %.3g, batch %d -> %s", info.get("name"), shape, info["flops"] / 1e6, info["params"] / 1e6,
-             s.data.name, s.data.resolution, len(datamodule.train_set), len(datamodule.val_set),
-             s.trainer.accelerator, s.trainer.world_size, s.trainer.epochs, s.optim.lr, s.optim.global_batch,
-             s.run_dir)
+    log.info(
+        "%s: %s%.0f MF, %.2f M params | %s at %d px: %d train / %d val images | %s x%d, %d epochs, "
+        "lr %.3g, batch %d -> %s",
+        info.get("name"),
+        shape,
+        info["flops"] / 1e6,
+        info["params"] / 1e6,
+        s.data.name,
+        s.data.resolution,
+        len(datamodule.train_set),
+        len(datamodule.val_set),
+        s.trainer.accelerator,
+        s.trainer.world_size,
+        s.trainer.epochs,
+        s.optim.lr,
+        s.optim.global_batch,
+        s.run_dir,
+    )
 
 
 def hydra_job(cfg: DictConfig) -> dict | None:
@@ -197,8 +235,11 @@ def hydra_job(cfg: DictConfig) -> dict | None:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     except Interrupted as sig:
-        print(f"{sig}: {run_dir} stopped (status interrupted); rerun the same command to resume", file=sys.stderr,
-              flush=True)
+        print(
+            f"{sig}: {run_dir} stopped (status interrupted); rerun the same command to resume",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(sig.exit_code)
     except record.DiskFull as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

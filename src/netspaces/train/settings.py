@@ -162,8 +162,16 @@ def _int(cfg: DictConfig, key: str, *, lo: int | None = None, none_ok: bool = Fa
     return value
 
 
-def _float(cfg: DictConfig, key: str, *, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False, hi_open: bool = False, none_ok: bool = False) -> float | None:
+def _float(
+    cfg: DictConfig,
+    key: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    none_ok: bool = False,
+) -> float | None:
     value = OmegaConf.select(cfg, key)
     if value is None and none_ok:
         return None
@@ -189,8 +197,13 @@ def _limit(cfg: DictConfig, key: str, *, zero_ok: bool = False) -> int | float |
     value = OmegaConf.select(cfg, key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not zero_ok) or (
-            isinstance(value, float) and value > 1):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or (value == 0 and not zero_ok)
+        or (isinstance(value, float) and value > 1)
+    ):
         lowest = "0 (none)" if zero_ok else "1"
         raise _fail(key, value, f"null, a number of batches >= {lowest}, or a fraction in (0, 1]")
     return value
@@ -223,8 +236,11 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
     progress = OmegaConf.select(cfg, "trainer.progress_bar")
     keep = OmegaConf.select(cfg, "trainer.keep_checkpoint")
     return TrainerSettings(
-        accelerator=accelerator, devices=_devices(cfg, accelerator), num_nodes=_int(cfg, "trainer.num_nodes", lo=1),
-        strategy=_choice(cfg, "trainer.strategy", STRATEGIES), precision=_choice(cfg, "trainer.precision", PRECISIONS),
+        accelerator=accelerator,
+        devices=_devices(cfg, accelerator),
+        num_nodes=_int(cfg, "trainer.num_nodes", lo=1),
+        strategy=_choice(cfg, "trainer.strategy", STRATEGIES),
+        precision=_choice(cfg, "trainer.precision", PRECISIONS),
         deterministic=bool(OmegaConf.select(cfg, "trainer.deterministic")),
         threads=_threads(cfg, accelerator),
         channels_last=bool(OmegaConf.select(cfg, "trainer.channels_last")),
@@ -255,15 +271,19 @@ def optim_settings(cfg: DictConfig, world_size: int) -> OptimSettings:
         raise _fail("schedule.warmup_epochs", warmup, f"at most schedule.epochs ({epochs})")
     # a model family may bring its own recipe (EfficientNet: lr 0.2, wd 1e-5)
     lr_key = "model.base_lr" if OmegaConf.select(cfg, "model.base_lr") is not None else "schedule.base_lr"
-    wd_key = "model.weight_decay" if OmegaConf.select(cfg, "model.weight_decay") is not None else "schedule.weight_decay"
+    wd_key = (
+        "model.weight_decay" if OmegaConf.select(cfg, "model.weight_decay") is not None else "schedule.weight_decay"
+    )
     batch = _int(cfg, "schedule.batch_size", lo=1)
     return OptimSettings(
-        base_lr=_float(cfg, lr_key, lo=0.0, lo_open=True), global_batch=batch * world_size,
+        base_lr=_float(cfg, lr_key, lo=0.0, lo_open=True),
+        global_batch=batch * world_size,
         momentum=_float(cfg, "schedule.momentum", lo=0.0, hi=1.0, hi_open=True),
         nesterov=bool(OmegaConf.select(cfg, "schedule.nesterov")),
         weight_decay=_float(cfg, wd_key, lo=0.0),
         weight_decay_norm_bias=bool(OmegaConf.select(cfg, "schedule.weight_decay_norm_bias")),
-        epochs=epochs, warmup_epochs=warmup,
+        epochs=epochs,
+        warmup_epochs=warmup,
         warmup_factor=_float(cfg, "schedule.warmup_factor", lo=0.0, hi=1.0, lo_open=True),
     )
 
@@ -282,22 +302,36 @@ def data_settings(cfg: DictConfig, t: TrainerSettings) -> DataSettings:
     for key in ("mean", "std"):
         value = d.get(key)
         if value is not None:
-            if len(value) != 3 or not all(isinstance(v, (int, float)) for v in value) or (key == "std" and min(value) <= 0):
+            if (
+                len(value) != 3
+                or not all(isinstance(v, (int, float)) for v in value)
+                or (key == "std" and min(value) <= 0)
+            ):
                 raise _fail(f"data.{key}", list(value), "3 numbers" + (" > 0" if key == "std" else ""))
             stats[key] = tuple(float(v) for v in value)
     return DataSettings(
-        name=name, batch_size=_int(cfg, "schedule.batch_size", lo=1), resolution=_int(cfg, "data.resolution", lo=8),
-        seed=_int(cfg, "seed", lo=0), root=str(root) if root is not None else None,
+        name=name,
+        batch_size=_int(cfg, "schedule.batch_size", lo=1),
+        resolution=_int(cfg, "data.resolution", lo=8),
+        seed=_int(cfg, "seed", lo=0),
+        root=str(root) if root is not None else None,
         num_classes=_int(cfg, "data.num_classes", lo=2, none_ok=True),
-        train_split=str(d.get("train_split", "train")), val_split=str(d.get("val_split", "val")),
+        train_split=str(d.get("train_split", "train")),
+        val_split=str(d.get("val_split", "val")),
         val_fraction=_float(cfg, "data.val_fraction", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-        if "val_fraction" in d else 0.2,
-        split_seed=int(d.get("split_seed", 0)), augment=bool(d.get("augment", False)),
+        if "val_fraction" in d
+        else 0.2,
+        split_seed=int(d.get("split_seed", 0)),
+        augment=bool(d.get("augment", False)),
         pca_lighting=_float(cfg, "data.pca_lighting", lo=0.0) if "pca_lighting" in d else 0.0,
         limit_per_class=_int(cfg, "data.limit_per_class", lo=1, none_ok=True),
-        workers=workers, pin_memory=pin, persistent_workers=bool(d.get("persistent_workers", False)),
-        download=bool(d.get("download", False)), verify=bool(d.get("verify", False)),
-        cache_dir=str(Path(str(OmegaConf.select(cfg, "paths.output"))) / "cache"), **stats,
+        workers=workers,
+        pin_memory=pin,
+        persistent_workers=bool(d.get("persistent_workers", False)),
+        download=bool(d.get("download", False)),
+        verify=bool(d.get("verify", False)),
+        cache_dir=str(Path(str(OmegaConf.select(cfg, "paths.output"))) / "cache"),
+        **stats,
     )
 
 
@@ -314,8 +348,13 @@ def model_choice(cfg: DictConfig, num_classes: int, resolution: int) -> ModelCho
     stem = OmegaConf.select(cfg, "model.stem")
     if stem is not None and stem not in STEM_TYPES:
         raise _fail("model.stem", stem, "null (the model's own), " + ", ".join(STEM_TYPES))
-    common = dict(kind=kind, num_classes=num_classes, resolution=resolution, stem=stem,
-                  zero_init_final_gamma=bool(OmegaConf.select(cfg, "schedule.zero_init_final_gamma")))
+    common = dict(
+        kind=kind,
+        num_classes=num_classes,
+        resolution=resolution,
+        stem=stem,
+        zero_init_final_gamma=bool(OmegaConf.select(cfg, "schedule.zero_init_final_gamma")),
+    )
     if kind != "sampled":
         name = OmegaConf.select(cfg, "model.name", default=None, throw_on_missing=False)
         if not name:
@@ -326,10 +365,18 @@ def model_choice(cfg: DictConfig, num_classes: int, resolution: int) -> ModelCho
         str(OmegaConf.select(cfg, "regime.name")),
         tolerance=_float(cfg, "regime.tolerance", lo=0.0, hi=1.0, lo_open=True, hi_open=True, none_ok=True),
         max_params=_float(cfg, "regime.max_params", lo=0.0, lo_open=True, none_ok=True),
-        max_acts=_float(cfg, "regime.max_acts", lo=0.0, lo_open=True, none_ok=True))
+        max_acts=_float(cfg, "regime.max_acts", lo=0.0, lo_open=True, none_ok=True),
+    )
     block = _choice(cfg, "block.name", BLOCK_TYPES)
-    return ModelChoice(name="sampled", space=space, regime=regime, block=block,
-                       sweep_seed=_int(cfg, "sweep.seed", lo=0), sample=_int(cfg, "sample", lo=0), **common)
+    return ModelChoice(
+        name="sampled",
+        space=space,
+        regime=regime,
+        block=block,
+        sweep_seed=_int(cfg, "sweep.seed", lo=0),
+        sample=_int(cfg, "sample", lo=0),
+        **common,
+    )
 
 
 def logger_settings(cfg: DictConfig, run_dir: Path, run_name: str | None, tags: tuple[str, ...]) -> LoggerSettings:
@@ -338,9 +385,16 @@ def logger_settings(cfg: DictConfig, run_dir: Path, run_name: str | None, tags: 
     mode = OmegaConf.select(cfg, "logger.mode")
     if mode is not None and mode not in ("online", "offline", "disabled"):
         raise _fail("logger.mode", mode, "null (auto), online, offline or disabled")
-    return LoggerSettings(name=name, run_dir=str(run_dir), project=str(OmegaConf.select(cfg, "logger.project") or "netspaces"),
-                          entity=OmegaConf.select(cfg, "logger.entity"), mode=mode,
-                          group=str(OmegaConf.select(cfg, "sweep.name")), run_name=run_name, tags=tags + extra)
+    return LoggerSettings(
+        name=name,
+        run_dir=str(run_dir),
+        project=str(OmegaConf.select(cfg, "logger.project") or "netspaces"),
+        entity=OmegaConf.select(cfg, "logger.entity"),
+        mode=mode,
+        group=str(OmegaConf.select(cfg, "sweep.name")),
+        run_name=run_name,
+        tags=tags + extra,
+    )
 
 
 def perf_settings(cfg: DictConfig) -> PerfSettings:
@@ -352,8 +406,11 @@ def perf_settings(cfg: DictConfig) -> PerfSettings:
         switches[name.name] = value
     unknown = sorted(set(OmegaConf.select(cfg, "perf", default={}) or {}) - set(switches))
     if unknown:
-        raise _fail(f"perf.{unknown[0]}", OmegaConf.select(cfg, f"perf.{unknown[0]}"),
-                    "not a switch; the perf switches are " + ", ".join(switches))
+        raise _fail(
+            f"perf.{unknown[0]}",
+            OmegaConf.select(cfg, f"perf.{unknown[0]}"),
+            "not a switch; the perf switches are " + ", ".join(switches),
+        )
     return PerfSettings(**switches)
 
 
@@ -365,8 +422,11 @@ def check_machine(t: TrainerSettings) -> None:
 
     have = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if have == 0:
-        raise _fail("trainer.accelerator", t.accelerator, "this machine has no CUDA GPU that torch can use; "
-                    "train on the CPU with trainer=cpu")
+        raise _fail(
+            "trainer.accelerator",
+            t.accelerator,
+            "this machine has no CUDA GPU that torch can use; train on the CPU with trainer=cpu",
+        )
     if t.devices > have:
         raise _fail("trainer.devices", t.devices, f"at most the {have} GPU(s) this machine has")
 
@@ -376,8 +436,11 @@ def _known_keys(cfg: DictConfig) -> None:
     with +key=value would be silently ignored, and never part of any population's identity."""
     extra = unclassified(cfg)
     if extra:
-        raise _fail(extra[0], OmegaConf.select(cfg, extra[0]), "not a key netspaces reads "
-                    "(`python train.py --cfg job` lists the keys)")
+        raise _fail(
+            extra[0],
+            OmegaConf.select(cfg, extra[0]),
+            "not a key netspaces reads (`python train.py --cfg job` lists the keys)",
+        )
 
 
 def check_config(cfg: DictConfig) -> ModelChoice:
@@ -403,7 +466,14 @@ def run_settings(cfg: DictConfig) -> RunSettings:
     d = data_settings(cfg, t)
     m = model_choice(cfg, d.num_classes or 10, d.resolution)
     _int(cfg, "sweep.n", lo=1)
-    return RunSettings(run_dir=Path(str(run_dir)), seed=_int(cfg, "seed", lo=0),
-                       sweep_name=str(OmegaConf.select(cfg, "sweep.name")), model=m, data=d,
-                       optim=optim_settings(cfg, t.world_size), trainer=t,
-                       logger=logger_settings(cfg, Path(str(run_dir)), None, ()), perf=perf_settings(cfg))
+    return RunSettings(
+        run_dir=Path(str(run_dir)),
+        seed=_int(cfg, "seed", lo=0),
+        sweep_name=str(OmegaConf.select(cfg, "sweep.name")),
+        model=m,
+        data=d,
+        optim=optim_settings(cfg, t.world_size),
+        trainer=t,
+        logger=logger_settings(cfg, Path(str(run_dir)), None, ()),
+        perf=perf_settings(cfg),
+    )

@@ -57,8 +57,10 @@ def check_sweep(config: DictConfig) -> str:
     n = int(config.sweep.n)
     samples = sample_models(choice.space, choice.regime, n, choice.sweep_seed, block=choice.block)
     flops = [s.flops / 1e6 for s in samples]
-    return (f"population {config.sweep.name}: {n} models of {choice.space} (block {choice.block}) "
-            f"in {choice.regime.name}, {min(flops):.0f}-{max(flops):.0f} MF")
+    return (
+        f"population {config.sweep.name}: {n} models of {choice.space} (block {choice.block}) "
+        f"in {choice.regime.name}, {min(flops):.0f}-{max(flops):.0f} MF"
+    )
 
 
 def check_run(config: DictConfig) -> None:
@@ -104,8 +106,12 @@ class SweepCallback(Callback):
         h, p = identity.of(config)
         if sweep_dir != base:
             old = identity.read_identity(base) or {}
-            print(f"{base} holds another experiment ({identity.describe_difference(old.get('payload', {}), p)}): "
-                  f"this one goes to {sweep_dir}", file=sys.stderr, flush=True)
+            print(
+                f"{base} holds another experiment ({identity.describe_difference(old.get('payload', {}), p)}): "
+                f"this one goes to {sweep_dir}",
+                file=sys.stderr,
+                flush=True,
+            )
         if identity.read_identity(sweep_dir) is None:
             identity.write_identity(sweep_dir, h, p)
         done = len(record.find_records(sweep_dir))
@@ -118,8 +124,9 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         base = Path(str(config.paths.output)) / "sweeps" / str(config.sweep.name)
         # this command's jobs of another identity went to <base>-<6 hex> (hydra_conf.sweep_dir)
-        dirs = [d for d in [base, *sorted(base.parent.glob(f"{glob.escape(base.name)}-" + "[0-9a-f]" * 6))]
-                if d.is_dir()]
+        dirs = [
+            d for d in [base, *sorted(base.parent.glob(f"{glob.escape(base.name)}-" + "[0-9a-f]" * 6))] if d.is_dir()
+        ]
         ours, problems = [], []
         for d in dirs:
             got = record.write_population(d)
@@ -127,14 +134,21 @@ class SweepCallback(Callback):
             if not mine and d != Path(str(config.hydra.sweep.dir)):
                 continue
             ours += mine
-            print(f"population: {len(got.records)} records ({record.status_counts(got.records) or 'none'}) -> "
-                  f"{got.paths[1]} and {got.paths[0].name}", flush=True)
+            print(
+                f"population: {len(got.records)} records ({record.status_counts(got.records) or 'none'}) -> "
+                f"{got.paths[1]} and {got.paths[0].name}",
+                flush=True,
+            )
             problems += got.problem_lines()
         for line in problems:
             print(line, file=sys.stderr, flush=True)
         bad = [r for r in ours if r.get("status") != "ok"]
         if bad:
-            print(f"{len(bad)} of {len(ours)} samples not ok ({record.status_counts(bad)}): "
-                  + ", ".join(str(r.get("run_dir")) for r in bad), file=sys.stderr, flush=True)
+            print(
+                f"{len(bad)} of {len(ours)} samples not ok ({record.status_counts(bad)}): "
+                + ", ".join(str(r.get("run_dir")) for r in bad),
+                file=sys.stderr,
+                flush=True,
+            )
         if bad or problems:
             sys.exit(1)

@@ -14,15 +14,21 @@ from netspaces.train.settings import RunSettings
 
 def quiet_lightning() -> None:
     """No banners, tips or per-run advice: one line per epoch and the result."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.distributed"):
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+        "lightning.fabric.utilities.distributed",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in (".*does not have many workers.*",  # in-memory data needs none
-                    ".*is smaller than the logging interval.*",  # tiny epochs log at the epoch end
-                    ".*Checkpoint directory.*exists and is not empty.*",  # a resumed run
-                    ".*logs directory.*exists and is not empty.*",  # a resumed run
-                    ".*sync_dist=True.*",  # epoch metrics are logged already reduced over ranks
-                    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*"):  # Lightning 2.6 internals, torch 2.14
+    for pattern in (
+        ".*does not have many workers.*",  # in-memory data needs none
+        ".*is smaller than the logging interval.*",  # tiny epochs log at the epoch end
+        ".*Checkpoint directory.*exists and is not empty.*",  # a resumed run
+        ".*logs directory.*exists and is not empty.*",  # a resumed run
+        ".*sync_dist=True.*",  # epoch metrics are logged already reduced over ranks
+        ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+    ):  # Lightning 2.6 internals, torch 2.14
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -39,9 +45,18 @@ def build_trainer(s: RunSettings, loggers: list):
     t = s.trainer
     gpu = on_gpu(t.accelerator)
     # one checkpoint, overwritten at the end of every epoch (after validation): what a rerun resumes
-    callbacks: list = [ModelCheckpoint(dirpath=s.run_dir / CHECKPOINT_DIR, filename=LAST_CHECKPOINT[:-5],
-                                       monitor=None, save_top_k=1, save_last=False, every_n_epochs=1,
-                                       save_on_train_epoch_end=True, enable_version_counter=False)]
+    callbacks: list = [
+        ModelCheckpoint(
+            dirpath=s.run_dir / CHECKPOINT_DIR,
+            filename=LAST_CHECKPOINT[:-5],
+            monitor=None,
+            save_top_k=1,
+            save_last=False,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+    ]
     if t.eval_every > 1:
         from netspaces.train.module import EvalCadence
 
@@ -63,11 +78,23 @@ def build_trainer(s: RunSettings, loggers: list):
         if SLURMEnvironment.detect():  # submitit requeues preempted/timed-out jobs, not Lightning
             plugins.append(SLURMEnvironment(auto_requeue=False))
     return Trainer(
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=strategy,
-        precision=t.precision, deterministic=t.deterministic,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=strategy,
+        precision=t.precision,
+        deterministic=t.deterministic,
         **perf.trainer_options(s.perf, on_gpu=gpu, deterministic=t.deterministic),
-        max_epochs=t.epochs, logger=loggers, callbacks=callbacks, plugins=plugins,
-        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-        log_every_n_steps=t.log_every_n_steps, use_distributed_sampler=False,
-        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        default_root_dir=str(s.run_dir))
+        max_epochs=t.epochs,
+        logger=loggers,
+        callbacks=callbacks,
+        plugins=plugins,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every_n_steps,
+        use_distributed_sampler=False,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        default_root_dir=str(s.run_dir),
+    )
