@@ -12,7 +12,7 @@ ARGS ?=
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-install:  ## create/link .venv from the shared cache (pinned requirements) and install netspaces
+install:  ## shared pinned environment in the user cache + this checkout's own .venv layered on it
 	@scripts/install.sh
 
 $(PY): requirements.txt requirements.lock
