@@ -23,7 +23,15 @@ if __package__ in (None, ""):
 from benchmarks.common import REPO, Result, machine, wait_for_quiet
 
 # module names in benchmarks/, in run order (independent of training first)
-BENCHMARKS = ("train_step_vs_timm", "sampler", "memory", "data_pipeline", "fit_loop_overhead", "population")
+BENCHMARKS = (
+    "train_step_vs_timm",
+    "sampler",
+    "memory",
+    "data_pipeline",
+    "fit_loop_overhead",
+    "population",
+    "population_vs_plain_loop",
+)
 
 
 def table(results: list[Result]) -> str:

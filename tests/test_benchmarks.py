@@ -29,7 +29,10 @@ EXPECTED = {
     | ({"data_pipeline_cifar10", "data_pipeline_imagefolder"} if CIFAR10.is_dir() else set()),
     "fit_loop_overhead": {"fit_loop_overhead"},
     "population": {"population"},
+    "population_vs_plain_loop": {"population_vs_plain_loop"},
 }
+# toy runs that start several training processes (tens of seconds): `make test-slow`
+SLOW_TOY = {"population_vs_plain_loop"}
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +43,10 @@ def _restore_torch_state():
     torch.use_deterministic_algorithms(deterministic)
 
 
-@pytest.mark.parametrize("name", BENCHMARKS)
+@pytest.mark.parametrize("name", [pytest.param(b, marks=pytest.mark.slow) if b in SLOW_TOY else b for b in BENCHMARKS])
 def test_each_benchmark_reports_well_formed_lines_at_toy_size(name):
+    if name == "population_vs_plain_loop" and not CIFAR10.is_dir():
+        pytest.skip(f"needs CIFAR-10 image files under {CIFAR10}")
     results = importlib.import_module(f"benchmarks.{name}").run("toy")
     assert {r.name for r in results} == EXPECTED[name]
     for r in results:
@@ -131,3 +136,42 @@ def test_memory_reads_the_worker_s_own_peak_not_its_parent_s():
     )
     assert own < 100 < 400 < inherited  # a bare interpreter; ru_maxrss carries the parent's peak over fork
     del ballast
+
+
+def test_population_vs_plain_loop_alternates_rounds_and_reports_min_and_median(monkeypatch):
+    from benchmarks import population_vs_plain_loop as bench
+
+    calls, seconds = [], iter([10.0, 9.0, 8.0, 10.0, 12.0, 9.0])
+
+    def side(name):
+        def fake(*args, **kwargs):
+            calls.append(name)
+            return next(seconds), {"regnetx-200mf-s0-000": 90.0}
+
+        return fake
+
+    monkeypatch.setattr(bench, "PLAN", {"toy": (("regnetx",), 1, 1, 5, 3)})
+    monkeypatch.setattr(bench, "netspaces_side", side("ns"))
+    monkeypatch.setattr(bench, "plain_side", side("plain"))
+    (r,) = bench.run("toy")
+    assert calls == ["ns", "plain", "plain", "ns", "ns", "plain"]
+    assert r.details["netspaces_s"] == [10.0, 10.0, 12.0] and r.details["plain_s"] == [9.0, 8.0, 9.0]
+    assert r.details["round_ratios"] == [0.9, 0.8, 0.75] and r.details["ratio_min"] == 0.75
+    assert r.details["ratio_median"] == 0.8 and r.ratio == pytest.approx(9.0 / 10.0)
+    assert r.target == 0.95 and all(r.details["same_top1_errors"]) and LINE.match(r.line())
+
+
+def test_plain_loop_is_given_the_schedule_train_py_composes():
+    from benchmarks.common import compose_train
+    from benchmarks.population_vs_plain_loop import overrides, plain_args
+    from netspaces.train.settings import run_settings
+
+    flags = dict(a[2:].split("=", 1) for a in plain_args("anynetx_a", 3, 4, 5))
+    composed = [o for o in overrides("anynetx_a", 3, 4, 5) if not o.startswith("hydra")]
+    s = run_settings(compose_train([*composed, "paths.run_dir=/nonexistent"]))
+    assert [flags[k] for k in ("spaces", "n", "epochs", "per-class", "stem")] == ["anynetx_a", "3", "4", "5", "cifar"]
+    assert float(flags["base-lr"]) * int(flags["batch"]) / 128 == s.optim.lr
+    assert float(flags["weight-decay"]) == s.optim.weight_decay and int(flags["eval-every"]) == s.trainer.eval_every
+    # what the plain loop hard-codes
+    assert s.optim.nesterov and s.optim.momentum == 0.9 and s.optim.weight_decay_norm_bias
+    assert s.optim.warmup_epochs == 0 and s.model.zero_init_final_gamma and s.data.augment
