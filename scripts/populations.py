@@ -36,9 +36,13 @@ class Setup:
     seed: int  # sweep seed: which models are sampled
     launcher: str  # basic (sequential) | joblib
     jobs: int  # joblib jobs
+    stem: str | None = None  # model.stem (None: the spec's own, stride 2)
+    draw: str | None = None  # space.draw (None: the default, pycls's conventions)
+    protocol: str | None = None  # hash of the protocol file the run follows (a label in records)
 
     def sweep_name(self, space: str) -> str:
-        return f"{space}-{self.regime}-cifar10-{self.per_class or 'all'}pc-e{self.epochs}-s{self.seed}"
+        extra = "".join(f"-{v}" for v in (self.stem and f"{self.stem}stem", self.draw) if v)
+        return f"{space}-{self.regime}-cifar10-{self.per_class or 'all'}pc-e{self.epochs}{extra}-s{self.seed}"
 
     def sweep_dir(self, space: str) -> Path:
         return self.out / "sweeps" / self.sweep_name(space)
@@ -49,16 +53,18 @@ def _env(name: str, default: str) -> str:
     return value if value.strip() else default
 
 
-def add_arguments(p: argparse.ArgumentParser, *, spaces: str, out: str) -> None:
+def add_arguments(p: argparse.ArgumentParser, *, spaces: str, out: str, defaults: dict | None = None) -> None:
     """Flags with defaults from the environment (SPACES, N, EPOCHS, REGIME, PER_CLASS,
-    DATA_ROOT, OUT, SEED, LAUNCHER, JOBS) so `make figures N=24` works."""
+    DATA_ROOT, OUT, SEED, LAUNCHER, JOBS) so `make figures N=24` works; `defaults` (a
+    protocol's values) replace the built-in ones."""
+    d = {"n": "12", "epochs": "5", "regime": "200mf", "per_class": "1000", "seed": "0", **(defaults or {})}
     p.add_argument("--spaces", nargs="+", default=_env("SPACES", spaces).split())
-    p.add_argument("--n", type=int, default=int(_env("N", "12")), help="models per space")
-    p.add_argument("--epochs", type=int, default=int(_env("EPOCHS", "5")))
-    p.add_argument("--regime", default=_env("REGIME", "200mf"))
+    p.add_argument("--n", type=int, default=int(_env("N", str(d["n"]))), help="models per space")
+    p.add_argument("--epochs", type=int, default=int(_env("EPOCHS", str(d["epochs"]))))
+    p.add_argument("--regime", default=_env("REGIME", str(d["regime"])))
     p.add_argument(
         "--per-class",
-        default=_env("PER_CLASS", "1000"),
+        default=_env("PER_CLASS", str(d["per_class"])),
         help="train images per class (1000: a 10k subset); 'all' for the full set",
     )
     p.add_argument(
@@ -68,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser, *, spaces: str, out: str) -> None:
         help="CIFAR-10: an ImageFolder tree {train,test}/<class>/ or torchvision's format",
     )
     p.add_argument("--out", type=Path, default=Path(_env("OUT", str(REPO / out))))
-    p.add_argument("--seed", type=int, default=int(_env("SEED", "0")), help="sweep seed")
+    p.add_argument("--seed", type=int, default=int(_env("SEED", str(d["seed"]))), help="sweep seed")
     # joblib by default: JOBS one-thread jobs trained 1.25x more models per hour than one
     # two-thread process on 2 cores (benchmarks/population.py)
     p.add_argument(
@@ -153,6 +159,12 @@ def train_overrides(s: Setup, space: str) -> list[str]:
     ]  # paths.output stays outputs/: its cache/ of decoded CIFAR-10 is shared
     if s.per_class is not None:
         ov.append(f"data.limit_per_class={s.per_class}")
+    if s.stem is not None:
+        ov.append(f"model.stem={s.stem}")
+    if s.draw is not None:
+        ov.append(f"space.draw={s.draw}")
+    if s.protocol is not None:
+        ov.append(f"protocol={s.protocol}")
     if s.launcher == "joblib":  # one thread per job: JOBS jobs share the cores without oversubscription
         ov += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={s.jobs}", "trainer.threads=1"]
     return ov
@@ -174,7 +186,7 @@ def show_samples(s: Setup) -> None:
     from netspaces.space.sampling import sample_models
 
     for space in s.spaces:
-        got = sample_models(space, s.regime, s.n, s.seed)
+        got = sample_models(space, s.regime, s.n, s.seed, draw=s.draw)
         flops = [x.flops / 1e6 for x in got]
         print(
             f"{space:>12}: {len(got)} models, {min(flops):.0f}-{max(flops):.0f} MF at 224 px, "

@@ -126,6 +126,10 @@ def cmd_sample(a) -> int:
 def cmd_spaces(a) -> int:
     from netspaces.space.table1 import table1
 
+    if a.draw:
+        from netspaces.space.draws import get_draw
+
+        get_draw(a.draw)  # one line for an unknown rule set, before any output
     rows = table1()
     if a.json:
         print(json.dumps(rows))
@@ -133,6 +137,18 @@ def cmd_spaces(a) -> int:
     print(f"{'space':<16} {'dim':>3} {'size':>8} {'exact':>10}  restriction")
     for r in rows:
         print(f"{r['space']:<16} {r['dim']:>3} {r['size_paper']:>8.1e} {r['size_exact']:>10.2e}  {r['restriction']}")
+    if a.verbose:
+        from netspaces.space.draws import DRAWS, get_draw
+        from netspaces.space.spaces import SPACES
+
+        chosen = [get_draw(a.draw)] if a.draw else list(DRAWS.values())
+        for draw in chosen:
+            print(f"\ndraw {draw.name}: {draw.source}")
+            print("  ranges: the paper's (AnyNetX section 3.1: d<=16, w<=1024, b in {1,2,4}, g<=32; RegNet section 4)")
+            for name, sp in SPACES.items():
+                rules = draw.anynet if hasattr(sp, "shared_b") else draw.regnet
+                allowed = sp.allowed()
+                print(f"  {name:<16} " + "; ".join(f"{k} {r.text(allowed[k])}" for k, r in rules.items()))
     return 0
 
 
@@ -238,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.set_defaults(func=cmd_sample)
 
-    t = sub.add_parser("spaces", help="Table 1: design spaces, dimensions and sizes")
+    t = sub.add_parser("spaces", help="Table 1: design spaces, dimensions and sizes (--verbose: how each draws)")
     t.add_argument("--json", action="store_true")
+    t.add_argument("--verbose", "-v", action="store_true", help="each space's draw rules per rule set, with sources")
+    t.add_argument("--draw", default=None, help="with --verbose: only this rule set (pycls, loguniform, uniform)")
     t.set_defaults(func=cmd_spaces)
 
     an = sub.add_parser(

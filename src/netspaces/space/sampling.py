@@ -16,6 +16,7 @@ import numpy as np
 from netspaces.errors import UserError
 from netspaces.space import plan as P
 from netspaces.space.complexity import count_net
+from netspaces.space.draws import DEFAULT_DRAW, get_draw
 from netspaces.space.regimes import Regime, get_regime
 from netspaces.space.spaces import get_space
 from netspaces.space.spec import NetSpec
@@ -35,6 +36,7 @@ class Sample:
     params: int
     acts: int
     own: dict = field(default_factory=dict)  # the space's own parameters
+    draw: str = DEFAULT_DRAW  # the rule set the space drew with (space/draws.py)
 
     @property
     def name(self) -> str:
@@ -58,6 +60,7 @@ class Sample:
             "gs": list(s.gs),
             "bs": list(s.bs),
             "block": s.block,
+            "draw": self.draw,
             "flops": self.flops,
             "params": self.params,
             "acts": self.acts,
@@ -99,12 +102,20 @@ def _plain(v):
 
 
 def sample_models(
-    space: str, regime: str | Regime, n: int, seed: int, block: str | None = None, max_candidates: int = MAX_CANDIDATES
+    space: str,
+    regime: str | Regime,
+    n: int,
+    seed: int,
+    block: str | None = None,
+    max_candidates: int = MAX_CANDIDATES,
+    draw: str | None = None,
 ) -> list[Sample]:
-    """The first n models of (space, regime, seed) whose flops fall in the regime's window."""
+    """The first n models of (space, regime, seed) whose flops fall in the regime's window,
+    the space drawing its parameters by the rule set `draw` (default: pycls's conventions)."""
     if n < 1:
         raise UserError(f"n must be >= 1; got {n}")
     sp = get_space(space)
+    draw = get_draw(draw).name
     rg = get_regime(regime) if isinstance(regime, str) else regime
     block = block or sp.block
     if block not in P.BLOCKS:
@@ -119,7 +130,7 @@ def sample_models(
                 f"({rg.lo / 1e6:.0f}-{rg.hi / 1e6:.0f} MF) after {drawn} candidates; "
                 f"choose another regime or fewer models"
             )
-        c = sp.draw(rng, BATCH)
+        c = sp.draw(rng, BATCH, draw)
         drawn += BATCH
         cx = bulk_complexity(c.ws, c.ds, c.bs, c.gs, block=block, resolution=rg.resolution)
         ok = c.valid & (cx.flops >= rg.lo) & (cx.flops <= rg.hi)
@@ -134,17 +145,28 @@ def sample_models(
             own = {k: _plain(v[i]) for k, v in c.own.items()}
             out.append(
                 Sample(
-                    len(out), sp.name, rg.name, seed, spec, int(cx.flops[i]), int(cx.params[i]), int(cx.acts[i]), own
+                    len(out),
+                    sp.name,
+                    rg.name,
+                    seed,
+                    spec,
+                    int(cx.flops[i]),
+                    int(cx.params[i]),
+                    int(cx.acts[i]),
+                    own,
+                    draw,
                 )
             )
     return out
 
 
-def sample_at(space: str, regime: str | Regime, seed: int, index: int, block: str | None = None) -> Sample:
+def sample_at(
+    space: str, regime: str | Regime, seed: int, index: int, block: str | None = None, draw: str | None = None
+) -> Sample:
     """Sample `index` of the stream (what sweep job `index` trains)."""
     if index < 0:
         raise UserError(f"sample index must be >= 0; got {index}")
-    return sample_models(space, regime, index + 1, seed, block)[index]
+    return sample_models(space, regime, index + 1, seed, block, draw=draw)[index]
 
 
 def within_paper_limits(flops, params, acts):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from netspaces.errors import UserError
+from netspaces.space.draws import get_draw
 from netspaces.space.regnet import adjust_groups, exponents, quantized_widths
 
 DEPTHS = np.arange(1, 17)  # d_i <= 16
@@ -31,12 +32,6 @@ class Candidates:
     gs: np.ndarray
     valid: np.ndarray  # (n,) bool: the candidate is a network of the space
     own: dict = field(default_factory=dict)
-
-
-def log_uniform_int(rng: np.random.Generator, lo: float, hi: float, q: float, n: int) -> np.ndarray:
-    """Log-uniform on [lo, hi], rounded to a multiple of q (kept inside [lo, hi])."""
-    x = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
-    return np.clip(np.round(x / q) * q, lo, hi)
 
 
 @dataclass(frozen=True)
@@ -72,12 +67,16 @@ class AnyNetSpace:
         n *= len(GROUP_WIDTHS) if self.shared_g else len(GROUP_WIDTHS) ** s
         return n
 
-    def draw(self, rng: np.random.Generator, n: int) -> Candidates:
-        s = self.stages
-        ds = log_uniform_int(rng, 1, 16, 1, n * s).reshape(n, s).astype(np.int64)
-        ws = log_uniform_int(rng, 8, 1024, 8, n * s).reshape(n, s).astype(np.int64)
-        b = rng.choice(BOT_RATIOS, (n, 1 if self.shared_b else s))
-        g = rng.choice(GROUP_WIDTHS, (n, 1 if self.shared_g else s))
+    def allowed(self) -> dict:
+        """Each parameter's range (lo, hi) or set, as the draw rules take them."""
+        return {"d": (1, 16), "w": (8, 1024), "b": tuple(BOT_RATIOS.tolist()), "g": tuple(GROUP_WIDTHS.tolist())}
+
+    def draw(self, rng: np.random.Generator, n: int, draw: str | None = None) -> Candidates:
+        s, rules, allowed = self.stages, get_draw(draw).anynet, self.allowed()
+        ds = rules["d"].sample(rng, allowed["d"], (n, s)).astype(np.int64)
+        ws = rules["w"].sample(rng, allowed["w"], (n, s)).astype(np.int64)
+        b = rules["b"].sample(rng, allowed["b"], (n, 1 if self.shared_b else s)).astype(np.int64)
+        g = rules["g"].sample(rng, allowed["g"], (n, 1 if self.shared_g else s)).astype(np.int64)
         b, g = np.broadcast_to(b, (n, s)), np.broadcast_to(g, (n, s))
         if self.increasing_w:
             ws = np.sort(ws, axis=1)
@@ -124,15 +123,22 @@ class RegNetSpace:
         n_wm = round((self.wm[1] - self.wm[0]) / 0.5) + 1
         return 64.0 * 256 * 256 * n_wm * len(self.bot_ratios) * len(self.group_ws)
 
-    def draw(self, rng: np.random.Generator, n: int) -> Candidates:
+    def allowed(self) -> dict:
+        """Each parameter's range (lo, hi) or set, as the draw rules take them."""
+        return {
+            "depth": self.depth,
+            "w0": self.w0,
+            "wa": self.wa,
+            "wm": self.wm,
+            "b": self.bot_ratios,
+            "g": self.group_ws,
+        }
+
+    def draw(self, rng: np.random.Generator, n: int, draw: str | None = None) -> Candidates:
         """Draw n candidates; only those that can have `stages` stages are returned."""
-        s, q = self.stages, self.q
-        d = rng.integers(self.depth[0], self.depth[1] + 1, n)
-        w0 = log_uniform_int(rng, self.w0[0], self.w0[1], q, n)
-        wa = log_uniform_int(rng, self.wa[0], self.wa[1], 0.1, n)
-        wm = log_uniform_int(rng, self.wm[0], self.wm[1], 0.001, n)
-        b = rng.choice(np.array(self.bot_ratios), n)
-        g = rng.choice(np.array(self.group_ws), n)
+        s, q, rules, allowed = self.stages, self.q, get_draw(draw).regnet, self.allowed()
+        d, w0, wa, wm, b, g = (rules[k].sample(rng, allowed[k], n) for k in ("depth", "w0", "wa", "wm", "b", "g"))
+        d, b, g = d.astype(np.int64), b.astype(np.int64), g.astype(np.int64)
 
         # u_j grows with j, so the last block has the largest exponent: a candidate can only
         # have `s` stages if that exponent is s-1. Checking it first skips most of the work.

@@ -15,6 +15,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from netspaces.space.draws import DEFAULT_DRAW
 from netspaces.space.regimes import regime_names
 from netspaces.space.spaces import SPACES
 from netspaces.space.spec import BLOCK_TYPES
@@ -112,7 +113,12 @@ def register() -> None:
         cs.store(
             group="space",
             name=name,
-            node={"defaults": [{"override /block@_global_.block": space.block}], "name": name, "block": space.block},
+            node={
+                "defaults": [{"override /block@_global_.block": space.block}],
+                "name": name,
+                "block": space.block,
+                "draw": DEFAULT_DRAW,  # the rule set it draws with (space/draws.py)
+            },
         )
     for name in BLOCK_TYPES:
         cs.store(group="block", name=name, node={"name": name})

@@ -41,7 +41,7 @@ def build_network(c: ModelChoice) -> Network:
 def _sampled(c: ModelChoice) -> Network:
     from netspaces.space.sampling import sample_at
 
-    s = sample_at(c.space, c.regime, c.sweep_seed, c.sample, block=c.block)
+    s = sample_at(c.space, c.regime, c.sweep_seed, c.sample, block=c.block, draw=c.draw)
     spec = replace(s.spec, num_classes=c.num_classes, stem=c.stem or s.spec.stem)
     info = {
         "name": s.name,

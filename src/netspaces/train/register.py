@@ -27,12 +27,14 @@ class Key:
 REGISTER: tuple[Key, ...] = (
     # what is sampled and built
     Key("space.name", True, "the design space the models are drawn from"),
+    Key("space.draw", True, "how the space draws its parameters: which models it holds", before="loguniform"),
     Key("space.block", False, "the space's default block; block.name is the block built"),
     Key("block.name", True, "the block type built"),
     Key("regime.*", True, "the flop window (and limits) models are drawn from"),
     Key("sweep.seed", True, "the sampler's seed: which models the population holds"),
     Key("sweep.n", False, "how many models: a population grows by raising it"),
     Key("sweep.name", False, "a label derived from identity keys"),
+    Key("protocol", False, "a label: the protocol file's hash; its training choices are identity keys"),
     Key("sample", False, "which member of the population a run is"),
     Key("model.tag", False, "a label derived from space, block and regime"),
     Key("model.*", True, "which network and its own recipe"),

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from netspaces.errors import UserError
 from netspaces.perf import PerfSettings
+from netspaces.space.draws import get_draw
 from netspaces.space.regimes import Regime, get_regime
 from netspaces.space.spaces import get_space
 from netspaces.space.spec import BLOCK_TYPES, STEM_TYPES
@@ -90,6 +91,7 @@ class ModelChoice:
     block: str | None = None
     sweep_seed: int = 0
     sample: int = 0
+    draw: str | None = None  # the space's rule set (space/draws.py)
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,7 @@ def model_choice(cfg: DictConfig, num_classes: int, resolution: int) -> ModelCho
         block=block,
         sweep_seed=_int(cfg, "sweep.seed", lo=0),
         sample=_int(cfg, "sample", lo=0),
+        draw=get_draw(OmegaConf.select(cfg, "space.draw", default=None)).name,
         **common,
     )
 

@@ -55,7 +55,7 @@ def check_sweep(config: DictConfig) -> str:
     if choice.kind != "sampled":
         return f"sweep {config.sweep.name}"
     n = int(config.sweep.n)
-    samples = sample_models(choice.space, choice.regime, n, choice.sweep_seed, block=choice.block)
+    samples = sample_models(choice.space, choice.regime, n, choice.sweep_seed, block=choice.block, draw=choice.draw)
     flops = [s.flops / 1e6 for s in samples]
     return (
         f"population {config.sweep.name}: {n} models of {choice.space} (block {choice.block}) "
