@@ -1,5 +1,6 @@
 """`netspaces` command line, every subcommand in one place: describe, sample, spaces (the
-design-space maths), analyze (populations), collect (a sweep's table), time (a model's speed).
+design-space maths), analyze (populations), collect (a sweep's table), time (a model's speed),
+load-weights (published checkpoints in our models).
 
 Heavy modules (torch, pandas, matplotlib) load only in the handler that needs them, so
 `netspaces describe` stays fast. Bad input ends with one line `netspaces: error: …` and exit
@@ -223,6 +224,58 @@ def cmd_time(a) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- load-weights
+
+
+def cmd_load_weights(a) -> int:
+    from netspaces.models.baselines import get_network, native_resolution
+    from netspaces.models.pretrained import evaluate_folder, load_weights
+    from netspaces.space.zoo import canonical_name
+
+    name = canonical_name(a.name)
+    if not a.path.is_file():
+        raise UserError(f"{a.path}: no such file" if not a.path.exists() else f"{a.path} is not a file")
+    if a.device not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {a.device!r}; allowed: cpu, cuda")
+    if a.eval_root is not None:
+        import torch
+
+        from netspaces.train import image_tree
+
+        if a.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("device cuda is not available on this machine; use --device cpu")
+        if not a.eval_root.is_dir():
+            raise UserError(f"--eval-root {a.eval_root}: no such directory (expected {a.eval_root}/<class>/<image>)")
+        image_tree.list_split(a.eval_root.parent, a.eval_root.name)  # one line if it is not an image tree
+    model = get_network(name, num_classes=1000)
+    loaded = load_weights(model, a.path, source=a.source, model_name=name)
+    print(f"loaded {loaded.tensors} tensors ({loaded.naming} naming) into {name}")
+    if a.eval_root is None:
+        return 0
+    from netspaces.models.pretrained import IMAGENET_MEAN, IMAGENET_STD
+    from netspaces.train.data import folder_transforms, open_rgb
+    from netspaces.train.settings import DataSettings
+
+    res = native_resolution(name)
+    s = DataSettings(name="imagenet", batch_size=a.batch, resolution=res, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    e = evaluate_folder(
+        model,
+        a.eval_root,
+        transform=folder_transforms(s, train=False),  # training's evaluation transform: resize 256, crop 224
+        image_loader=open_rgb,
+        num_classes=1000,
+        batch=a.batch,
+        limit_per_class=a.limit,
+        device=a.device,
+    )
+    labels = "ImageNet-1k indices of the wnid folders" if e.imagenet_labels else "classes in folder order"
+    print(
+        f"{name} on {a.eval_root} ({e.images} images, {e.classes} classes, {labels}; {res} px center crop): "
+        f"top-1 error {e.top1_err:.3f}%, top-5 error {e.top5_err:.3f}%"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- the parser
 
 
@@ -330,6 +383,26 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     tm.add_argument("--json", action="store_true", help="one JSON object")
     tm.set_defaults(func=cmd_time)
+
+    lw = sub.add_parser(
+        "load-weights",
+        help="load a published checkpoint (timm or pycls naming) into a zoo model, optionally check its error",
+        description="Builds the zoo model NAME, loads the local checkpoint PATH (a state dict, or one under "
+        "'state_dict', 'model_state' (pycls) or 'model'; .safetensors too) strictly, and with --eval-root "
+        "measures its top-1/top-5 error on an ImageFolder tree (resize 256, center crop 224, ImageNet mean/std).",
+    )
+    lw.add_argument("name", metavar="NAME", help="a zoo model, e.g. RegNetX-400MF or regnety_1.6gf")
+    lw.add_argument("path", metavar="PATH", type=Path, help="the checkpoint file")
+    lw.add_argument(
+        "--source", choices=("auto", "timm", "pycls", "netspaces"), default="auto", help="tensor naming (default: auto)"
+    )
+    lw.add_argument(
+        "--eval-root", type=Path, default=None, metavar="DIR", help="ImageFolder tree DIR/<class>/<image>, e.g. .../val"
+    )
+    lw.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="first N images per class")
+    lw.add_argument("--batch", type=_positive_int, default=50, metavar="B", help="evaluation batch (default: 50)")
+    lw.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    lw.set_defaults(func=cmd_load_weights)
     return p
 
 
