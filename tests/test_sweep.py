@@ -202,3 +202,59 @@ def test_a_failing_job_is_recorded_the_sweep_goes_on_and_exits_non_zero(tmp_path
         and [r["seed"] for r in _table(other[0])] == ["1"]
     )
     assert "2 of 2 samples not ok (2 failed)" in out.stderr
+
+
+def test_seed_replicas_are_a_linked_sub_population_never_in_n(tmp_path):
+    from netspaces import record
+    from netspaces.analysis.populations import load_populations
+    from netspaces.train import identity
+
+    out = run_train(
+        ["-m", "sweep.n=2", "sweep.replicas=2", "sweep.replica_models=1", *TINY, f"paths.output={tmp_path}"],
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "seed replicas: the first 1 at training seeds 1-2" in out.stderr + out.stdout
+    sweep_dir = tmp_path / "sweeps" / SWEEP
+    assert sorted(_records(sweep_dir)) == ["sample_000", "sample_001"]  # the population: n = 2
+    assert len(_table(sweep_dir)) == 2 and len(record.find_records(sweep_dir)) == 2
+    replicas = record.replica_dirs(sweep_dir)
+    assert [d.name for d in replicas] == ["seed_1", "seed_2"]
+    main_id = identity.read_identity(sweep_dir)["hash"]
+    for seed, d in zip((1, 2), replicas):
+        (rec,) = record.find_records(d)
+        assert (rec["sample"], rec["config"]["seed"], rec["status"]) == (0, seed, "ok")
+        assert identity.read_identity(d)["hash"] == rec["identity"] != main_id  # its own identity
+        assert len(_table(d)) == 1
+    # the same model at another training seed: same architecture, another result
+    main0 = _records(sweep_dir)["sample_000"]
+    rep = record.find_records(replicas[0])[0]
+    assert rep["arch"] == main0["arch"] and rep["top1_err"] != main0["top1_err"]
+    (pop,) = load_populations(str(sweep_dir))
+    assert len(pop.errors) == 2 and pop.replicas is not None and len(pop.replicas) == 3  # seeds 0, 1, 2 of sample 0
+    # a rerun finds everything done: no new records, still exit 0
+    again = run_train(
+        ["-m", "sweep.n=2", "sweep.replicas=2", "sweep.replica_models=1", *TINY, f"paths.output={tmp_path}"],
+        tmp_path,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(record.find_records(replicas[1])) == 1
+
+
+def test_bad_replica_counts_are_refused_before_anything_runs(tmp_path):
+    out = run_train(["-m", "sweep.n=2", "sweep.replicas=-1", *TINY, f"paths.output={tmp_path}"], tmp_path)
+    assert out.returncode == 2
+    assert "sweep.replicas" in out.stderr and ">= 0" in out.stderr
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_an_explicit_sweep_dir_gets_its_table_and_no_false_alarm(tmp_path):
+    custom = tmp_path / "mine"
+    out = run_train(
+        ["-m", "sweep.n=1", *TINY, f"paths.output={tmp_path}", f"hydra.sweep.dir={custom}"],
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "holds another experiment" not in out.stderr
+    assert f"population: 1 records (1 ok) -> {custom / 'population.csv'}" in out.stdout
+    assert len(_table(custom)) == 1

@@ -26,6 +26,9 @@ RECORD_FILE = "result.json"
 TABLE_CSV = "population.csv"
 TABLE_JSONL = "population.jsonl"
 IDENTITY_FILE = "identity.json"  # a sweep directory's population identity (train/identity.py)
+# sweep.replicas: the first models retrained with other training seeds, in
+# <sweep>/replicas/seed_<s>/ (each seed its own identity); never part of the population
+REPLICAS_DIR = "replicas"
 STATUSES = ("ok", "diverged", "failed", "interrupted")
 DONE = ("ok", "diverged")  # a rerun skips these; `failed` and `interrupted` runs resume or retry
 ERROR_FIELD = "top1_err"  # what populations are compared by (%, final epoch)
@@ -184,10 +187,11 @@ def load_record(path: Path) -> tuple[dict | None, str | None]:
 def scan_records(sweep_dir: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
     """All records below a sweep directory, ordered by sample then directory, and the record
     files that cannot be used with the reason (hidden directories and W&B's copies are not
-    runs)."""
+    runs; seed replicas are a linked sub-population, read by `replica_dirs`)."""
     found, broken = [], []
     for path in sorted(Path(sweep_dir).rglob(RECORD_FILE)):
-        if any(part.startswith(".") or part == "wandb" for part in path.relative_to(sweep_dir).parts[:-1]):
+        parts = path.relative_to(sweep_dir).parts[:-1]
+        if any(part.startswith(".") or part == "wandb" for part in parts) or parts[:1] == (REPLICAS_DIR,):
             continue
         rec, why = load_record(path)
         if rec is not None:
@@ -200,6 +204,13 @@ def scan_records(sweep_dir: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
 
 def find_records(sweep_dir: Path) -> list[dict]:
     return scan_records(sweep_dir)[0]
+
+
+def replica_dirs(sweep_dir: Path) -> list[Path]:
+    """The seed-replica sub-populations of a sweep: <sweep>/replicas/seed_<s>/, by seed."""
+    root = Path(sweep_dir) / REPLICAS_DIR
+    found = [d for d in root.glob("seed_*") if d.is_dir()] if root.is_dir() else []
+    return sorted(found, key=lambda d: int(d.name.split("_", 1)[1]) if d.name[5:].isdigit() else 1 << 62)
 
 
 def sweep_identity(sweep_dir: Path) -> str | None:

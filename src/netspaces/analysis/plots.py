@@ -43,7 +43,20 @@ def edf_plot(populations: list[Population], weights: dict[str, np.ndarray] | Non
         # Fraction of models with error ≤ x: the right-continuous step drawn by ax.step(post).
         x = np.concatenate([[e[0]], e])
         y = np.concatenate([[0.0], weighted_edf(p.errors, w, e, inclusive=True)])
-        ax.step(x, y, where="post", linewidth=2, label=_legend_label(p))
+        (line,) = ax.step(x, y, where="post", linewidth=2, label=_legend_label(p))
+        noise = p.seed_noise()
+        if noise is not None:  # seed noise floor: the EDF shifted by ±σ_seed along the error axis
+            sigma = noise["seed_sigma"]
+            ax.fill_betweenx(
+                y,
+                x - sigma,
+                x + sigma,
+                step="post",
+                color=line.get_color(),
+                alpha=0.18,
+                linewidth=0,
+                label=f"{p.label} ± seed σ {sigma:.2f} ({noise['models']} models x {noise['seeds_per_model']:g} seeds)",
+            )
     ax.set_xlabel("top-1 error (%)")
     ax.set_ylabel("cumulative prob." if weights is None else "cumulative prob. (normalized)")
     ax.set_ylim(0, 1.02)

@@ -39,6 +39,28 @@ class Population:
     excluded: int = 0
     param_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # seed replicas (sweep.replicas): columns sample, seed, error — the replicated models at
+    # every training seed, their population run included; never part of `errors`
+    replicas: pd.DataFrame | None = None
+
+    def seed_noise(self) -> dict | None:
+        """The seed noise floor: pooled within-model standard deviation of the error over
+        training seeds (each replicated model's sample variance, averaged), beside the
+        population's own spread; None without replicas."""
+        if self.replicas is None:
+            return None
+        groups = [g["error"].to_numpy(float) for _, g in self.replicas.groupby("sample")]
+        groups = [g for g in groups if len(g) >= 2]
+        if not groups:
+            return None
+        pooled = float(np.sqrt(np.mean([np.var(g, ddof=1) for g in groups])))
+        spread = float(np.std(self.errors, ddof=1)) if len(self.errors) > 1 else float("nan")
+        return {
+            "seed_sigma": pooled,
+            "models": len(groups),
+            "seeds_per_model": round(float(np.mean([len(g) for g in groups])), 2),
+            "population_sigma": spread,
+        }
 
     @property
     def errors(self) -> np.ndarray:
@@ -113,7 +135,30 @@ def load_populations(source: str, label: str | None = None) -> list[Population]:
             p.label = f"{p.label}-{_tag(h)}"
         p.notes[:0] = notes
         out.append(p)
+    if len(out) == 1 and not source.startswith(WANDB_PREFIX) and Path(source).is_dir():
+        out[0].replicas = _replicas(Path(source), out[0])
     return out
+
+
+def _replicas(sweep_dir: Path, population: Population) -> pd.DataFrame | None:
+    """The sweep's seed replicas (ok records of <sweep>/replicas/seed_*/) joined with the
+    population's own runs of the same samples; None when there are none."""
+    rows = []
+    for d in record.replica_dirs(sweep_dir):
+        for r in record.find_records(d):
+            if r.get("status") == "ok" and r.get(ERROR_COLUMN) is not None:
+                rows.append({"sample": r.get("sample"), "seed": r.get("seed"), "error": float(r[ERROR_COLUMN])})
+    if not rows:
+        return None
+    replicated = {row["sample"] for row in rows}
+    t = population.table
+    if {"sample", "seed"} <= set(t.columns):
+        own = t[t["sample"].isin(replicated)]
+        rows += [
+            {"sample": s, "seed": seed, "error": float(e)}
+            for s, seed, e in zip(own["sample"], own["seed"], own[ERROR_COLUMN])
+        ]
+    return pd.DataFrame(rows).sort_values(["sample", "seed"], kind="stable").reset_index(drop=True)
 
 
 def _tag(h) -> str:

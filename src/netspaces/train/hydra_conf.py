@@ -15,6 +15,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from netspaces.record import REPLICAS_DIR
 from netspaces.space.draws import DEFAULT_DRAW
 from netspaces.space.regimes import regime_names
 from netspaces.space.spaces import SPACES
@@ -38,12 +39,25 @@ def space_tag(space: str, space_block: str, block: str, regime: str) -> str:
     return f"{space}-{regime}" if block == space_block else f"{space}_{block}-{regime}"
 
 
-def run_subdir(kind: str, sample: Any, override_dirname: str, job_num: Any) -> str:
+def replica_of(sample: Any) -> tuple[int, int] | None:
+    """(sample index, replica j) of a seed-replica job's `sample` value "<i>r<j>", else None."""
+    text = str(sample)
+    i, sep, j = text.partition("r")
+    return (int(i), int(j)) if sep and i.isdigit() and j.isdigit() and int(j) >= 1 else None
+
+
+def run_subdir(kind: str, sample: Any, override_dirname: str, job_num: Any, seed: Any = 0) -> str:
     """A sweep job's directory inside the sweep directory: stable across reruns.
 
     Sampled models: sample_003 (plus any other overrides that change the run, so two jobs
-    never share a directory); other models: their distinguishing overrides, else `run`.
+    never share a directory); seed replica j of sample 3 (sweep.replicas):
+    replicas/seed_<seed + j>/sample_003; other models: their distinguishing overrides, else `run`.
     """
+    replica = replica_of(sample) if kind == "sampled" else None
+    if replica is not None:
+        i, j = replica
+        base = f"{REPLICAS_DIR}/seed_{int(seed) + j}/sample_{i:03d}"
+        return f"{base},{override_dirname}" if override_dirname else base
     parts = [f"sample_{int(sample):03d}"] if kind == "sampled" else []
     if override_dirname:
         parts.append(override_dirname)
@@ -81,15 +95,30 @@ def _override_values(overrides: list[str], key: str) -> list[str] | None:
     return None
 
 
-def sample_sweep(kind: str, n: Any, task_overrides: Any) -> str:
-    """The `sample` sweep the basic sweeper adds under -m: range(0, n) for sampled models.
+def sample_sweep(kind: str, n: Any, task_overrides: Any, replicas: Any = 0, replica_models: Any = 0) -> str:
+    """The `sample` sweep the basic sweeper adds under -m: range(0, n) for sampled models,
+    then with sweep.replicas=k the first sweep.replica_models samples once more per extra
+    training seed ("<i>r<j>": sample i, seed + j; see run_subdir).
 
     Reads the command-line overrides because a swept `model=a,b` is not applied yet when the
     sweeper starts; an explicit `sample=...` on the command line replaces this value.
     """
     models = _override_values(list(task_overrides or []), "model")
     sampled = "sampled" in models if models is not None else kind == "sampled"
-    return f"range(0,{int(n)})" if sampled and int(n) >= 1 else "0"
+    if not sampled or int(n) < 1:
+        return "0"
+    k, m = _count(replicas), min(_count(replica_models), int(n))
+    if k == 0 or m == 0:
+        return f"range(0,{int(n)})"
+    return ",".join([str(i) for i in range(int(n))] + [f"{i}r{j}" for j in range(1, k + 1) for i in range(m)])
+
+
+def _count(value: Any) -> int:
+    """A non-negative count, 0 for anything else (the sweep callback refuses bad values)."""
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
 
 
 def register() -> None:

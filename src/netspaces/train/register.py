@@ -33,6 +33,8 @@ REGISTER: tuple[Key, ...] = (
     Key("regime.*", True, "the flop window (and limits) models are drawn from"),
     Key("sweep.seed", True, "the sampler's seed: which models the population holds"),
     Key("sweep.n", False, "how many models: a population grows by raising it"),
+    Key("sweep.replicas", False, "extra training seeds for the first models: a linked sub-population"),
+    Key("sweep.replica_models", False, "how many of the first models get seed replicas"),
     Key("sweep.name", False, "a label derived from identity keys"),
     Key("protocol", False, "a label: the protocol file's hash; its training choices are identity keys"),
     Key("sample", False, "which member of the population a run is"),

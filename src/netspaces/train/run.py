@@ -223,9 +223,13 @@ def hydra_job(cfg: DictConfig) -> dict | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from netspaces.train.hydra_conf import replica_of
     from netspaces.train.signals import Interrupted
 
     in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    replica = replica_of(OmegaConf.select(cfg, "sample")) if in_sweep else None
+    if replica is not None:  # sweep.replicas: sample i again with training seed + j (its own identity)
+        cfg.sample, cfg.seed = replica[0], int(cfg.seed) + replica[1]
     run_dir = Path(str(cfg.paths.run_dir))
     if in_sweep:
         _claim_identity(cfg, run_dir.parent)

@@ -42,9 +42,10 @@ def _slurm_launcher(config: DictConfig) -> bool:
 def check_sweep(config: DictConfig) -> str:
     """Check the config every job will share and draw the population once; a summary line."""
     from netspaces.space.sampling import sample_models
-    from netspaces.train.settings import check_config, data_settings, trainer_settings
+    from netspaces.train.settings import _int, check_config, data_settings, trainer_settings
 
     choice = check_config(config)
+    replicas, replica_models = _int(config, "sweep.replicas", lo=0), _int(config, "sweep.replica_models", lo=1)
     if not _slurm_launcher(config):  # the submitting machine may not see the cluster's data or GPUs
         from netspaces.train.data import check_data
         from netspaces.train.settings import check_machine
@@ -57,9 +58,16 @@ def check_sweep(config: DictConfig) -> str:
     n = int(config.sweep.n)
     samples = sample_models(choice.space, choice.regime, n, choice.sweep_seed, block=choice.block, draw=choice.draw)
     flops = [s.flops / 1e6 for s in samples]
+    seeds = int(config.seed)
+    extra = (
+        f"; seed replicas: the first {min(replica_models, n)} at training seeds {seeds + 1}-{seeds + replicas} "
+        f"-> {record.REPLICAS_DIR}/ (not in the population)"
+        if replicas
+        else ""
+    )
     return (
         f"population {config.sweep.name}: {n} models of {choice.space} (block {choice.block}) "
-        f"in {choice.regime.name}, {min(flops):.0f}-{max(flops):.0f} MF"
+        f"in {choice.regime.name}, {min(flops):.0f}-{max(flops):.0f} MF{extra}"
     )
 
 
@@ -104,8 +112,8 @@ class SweepCallback(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         base = Path(str(config.paths.output)) / "sweeps" / str(config.sweep.name)
         h, p = identity.of(config)
-        if sweep_dir != base:
-            old = identity.read_identity(base) or {}
+        old = identity.read_identity(base)
+        if old is not None and sweep_dir.name == f"{base.name}-{h[:6]}":  # ns.sweep_dir moved it aside
             print(
                 f"{base} holds another experiment ({identity.describe_difference(old.get('payload', {}), p)}): "
                 f"this one goes to {sweep_dir}",
@@ -124,18 +132,23 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         base = Path(str(config.paths.output)) / "sweeps" / str(config.sweep.name)
         # this command's jobs of another identity went to <base>-<6 hex> (hydra_conf.sweep_dir)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
         dirs = [
             d for d in [base, *sorted(base.parent.glob(f"{glob.escape(base.name)}-" + "[0-9a-f]" * 6))] if d.is_dir()
         ]
+        if sweep_dir.is_dir() and sweep_dir not in dirs:  # hydra.sweep.dir given on the command line
+            dirs.insert(0, sweep_dir)
+        dirs += [r for d in list(dirs) for r in record.replica_dirs(d)]  # seed replicas: tables of their own
         ours, problems = [], []
         for d in dirs:
             got = record.write_population(d)
             mine = [r for r in got.records if str(r.get("finished_at") or "") >= self.started]
-            if not mine and d != Path(str(config.hydra.sweep.dir)):
+            if not mine and d != sweep_dir:
                 continue
             ours += mine
+            kind = "seed replicas" if d.parent.name == record.REPLICAS_DIR else "population"
             print(
-                f"population: {len(got.records)} records ({record.status_counts(got.records) or 'none'}) -> "
+                f"{kind}: {len(got.records)} records ({record.status_counts(got.records) or 'none'}) -> "
                 f"{got.paths[1]} and {got.paths[0].name}",
                 flush=True,
             )
