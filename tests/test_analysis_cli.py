@@ -38,8 +38,29 @@ def test_csv_with_only_top1_err(tmp_path, capsys):
     assert run_analyze(str(a), str(b), "--out", str(out), "--n-boot", "100") == 0
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["populations"]["a"] == {"n": 4, "min": 3.0, "mean": 4.0, "median": 4.0, "excluded": 0}
-    assert summary["populations"]["b"] == {"n": 3, "min": 2.0, "mean": 5.0, "median": 6.0, "excluded": 0}
+    basics = ("n", "min", "mean", "median", "excluded")
+    assert {k: summary["populations"]["a"][k] for k in basics} == {
+        "n": 4,
+        "min": 3.0,
+        "mean": 4.0,
+        "median": 4.0,
+        "excluded": 0,
+    }
+    assert {k: summary["populations"]["b"][k] for k in basics} == {
+        "n": 3,
+        "min": 2.0,
+        "mean": 5.0,
+        "median": 6.0,
+        "excluded": 0,
+    }
+    for label in "ab":
+        assert {"median_ci", "low_quantile_ci"} <= set(summary["populations"][label])
+    pair = summary["ks"]["a vs b"]
+    assert {"ks_ci", "normalized_p_value", "median_diff_ci", "prob_a_better", "power"} <= set(pair)
+    assert pair["ks_ci"]["lo"] == 0.0 and pair["median_diff_ci"]["estimate"] == -2.0
+    # With 4 and 3 models no D is rare enough for the exact test at 0.001: power 0, warned.
+    assert pair["power"]["achieved_at_n"] == 0.0 and pair["power"]["alpha"] == 0.001
+    assert any(w.startswith("a vs b: n=4/3 per space gives power 0.00 at alpha 0.001") for w in summary["warnings"])
     # ≤ e on {2,3,4,5,6,7}: a 0, 1/4, 3/4, 1, 1, 1;  b 1/3, 1/3, 1/3, 1/3, 2/3, 1
     # gaps 1/3, 1/12, 5/12, 2/3, 1/3, 0  →  D = 2/3 (no complexity column: normalized = plain).
     assert summary["ks"]["a vs b"]["plain"] == pytest.approx(2 / 3)
@@ -59,6 +80,7 @@ def test_csv_with_only_top1_err(tmp_path, capsys):
 
     printed = capsys.readouterr().out
     assert "KS a vs b: D=0.6667" in printed and "n=4" in printed
+    assert "95% CI: median [" in printed and "P(a better)=" in printed and "power 0.00 at n=4/3" in printed
     assert str(out / "report.html") in printed
 
 
@@ -182,6 +204,20 @@ def test_repeated_labels_are_numbered(tmp_path):
     result = analyze([str(path), str(path)], tmp_path / "out", n_boot=50)
     assert list(result.analysis.summary["populations"]) == ["regnetx", "regnetx-2"]
     assert result.analysis.summary["ks"]["regnetx vs regnetx-2"]["plain"] == 0.0
+
+
+def test_alpha_and_power_options(tmp_path):
+    a = write_csv(tmp_path / "a.csv", [{"top1_err": 20.0 + i} for i in range(12)])
+    b = write_csv(tmp_path / "b.csv", [{"top1_err": 27.0 + i} for i in range(12)])
+    out = tmp_path / "out"
+    assert run_analyze(str(a), str(b), "--out", str(out), "--n-boot", "100", "--alpha", "0.01", "--power", "0.8") == 0
+    power = json.loads((out / "summary.json").read_text())["ks"]["a vs b"]["power"]
+    assert (power["alpha"], power["target"]) == (0.01, 0.8)
+    for bad in ("0", "1", "-0.1", "x"):
+        with pytest.raises(
+            UserError, match=f"argument --alpha: must be a number strictly between 0 and 1, got '{bad}'"
+        ):
+            run_analyze(str(a), "--out", str(out), "--alpha", bad)
 
 
 def test_summary_floats_keep_full_precision(tmp_path):

@@ -37,6 +37,7 @@ def test_report_is_self_contained(report_dir):
     page = (report_dir / "report.html").read_text()
     assert '<table id="summary">' in page and '<table id="ks">' in page
     assert '<table id="bootstrap">' in page
+    assert '<table id="confidence">' in page and '<table id="pairs">' in page  # 95% CIs, power
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page

@@ -130,8 +130,19 @@ def test_default_bin_count_shrinks_for_small_populations():
 
 def test_population_statistics():
     analysis = summarize([population("A", [4, 1, 3, 2, 10])], n_boot=10)
-    assert analysis.summary["populations"]["A"] == {"n": 5, "min": 1.0, "mean": 4.0, "median": 3.0, "excluded": 0}
+    stats = analysis.summary["populations"]["A"]
+    assert {k: stats[k] for k in ("n", "min", "mean", "median", "excluded")} == {
+        "n": 5,
+        "min": 1.0,
+        "mean": 4.0,
+        "median": 3.0,
+        "excluded": 0,
+    }
+    # 95% intervals (analysis/stats.py; coverage validated in tests/test_stats.py)
+    assert 1.0 <= stats["median_ci"]["lo"] <= 3.0 <= stats["median_ci"]["hi"] <= 10.0
+    assert stats["low_quantile_ci"]["quantile"] == 0.1 and stats["low_quantile_ci"]["lo"] is None
     assert analysis.summary["ks"] == {}
+    assert any("fewer than 12 models" in w for w in analysis.warnings)
 
 
 # --- bootstrap ------------------------------------------------------------------------------

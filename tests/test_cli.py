@@ -95,6 +95,8 @@ def test_spaces_prints_table1():
         ),
         (["sample", "--space", "regnetx", "--regime", "7mf"], "unknown regime '7mf'"),
         (["describe", "--w0", "24"], "missing --depth"),
+        (["power", "a", "b", "--alpha", "1.5"], "--alpha: must be a number strictly between 0 and 1, got '1.5'"),
+        (["power", "a", "b", "--power", "0"], "--power: must be a number strictly between 0 and 1, got '0'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needle):

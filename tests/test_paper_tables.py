@@ -214,7 +214,10 @@ def test_reproduce_small_runs_end_to_end_at_toy_size(tmp_path):
         timeout=900,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    last = r.stdout.strip().splitlines()[-1]
-    assert last.startswith("KS regnetx vs anynetx_a: D = ") and "p-value = " in last
+    out = r.stdout.strip().splitlines()
+    assert out[0].startswith("EXPLORATORY run: differs from protocol reproduce_small v1")
+    assert "N=3 (protocol: 20)" in out[0]
+    assert out[-1].startswith("verdict: ") and out[-1].endswith("[exploratory, outside the protocol, sweep seed 100]")
+    assert any(line.startswith("KS D = ") and "exact p = " in line for line in out)
     summary = json.loads((tmp_path / "analysis" / "summary.json").read_text())
     assert summary["populations"]["regnetx"]["n"] == 3 and (tmp_path / "analysis" / "report.html").is_file()

@@ -42,3 +42,17 @@ def test_the_edf_plot_draws_the_band_only_with_replicas():
     plain = edf_plot([_population(None)], None, "t")
     banded = edf_plot([_population(REPLICAS)], None, "t")
     assert plain[:8] == banded[:8] == b"\x89PNG\r\n\x1a\n" and plain != banded
+
+
+def test_summary_and_report_state_the_noise_floor_beside_the_spread():
+    from netspaces.analysis.report import build_html
+    from netspaces.analysis.summary import format_summary, summarize
+
+    analysis = summarize([_population(REPLICAS)], norm="none", n_boot=200)
+    noise = analysis.summary["populations"]["p"]["seed_noise"]
+    assert noise["seed_sigma"] == np.sqrt(2.0) and analysis.summary["populations"]["p"]["n"] == 4
+    assert "seed noise floor: sigma 1.414 over training seeds (2 models x 3 seeds) vs population sigma 4.796" in (
+        format_summary(analysis)
+    )
+    assert "seed noise σ" in build_html(analysis, {})
+    assert "seed_noise" not in summarize([_population(None)], norm="none", n_boot=200).summary["populations"]["p"]

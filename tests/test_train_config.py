@@ -28,7 +28,15 @@ def test_groups_hold_the_paper_options():
     assert _options("logger") == {"csv", "wandb", "tensorboard"}
     assert _options("trainer") == {"cpu", "gpu", "ddp"}
     train_yaml = OmegaConf.load(REPO / "conf" / "train.yaml")
-    assert set(train_yaml) == {"defaults", "seed", "sample", "protocol", "sweep", "paths", "perf"}  # a few top-level keys
+    assert set(train_yaml) == {
+        "defaults",
+        "seed",
+        "sample",
+        "protocol",
+        "sweep",
+        "paths",
+        "perf",
+    }  # a few top-level keys
 
 
 def test_default_config_is_sampled_regnetx_400mf_on_digits():

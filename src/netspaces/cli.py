@@ -60,6 +60,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _probability(text: str) -> float:
+    """A number strictly between 0 and 1 (a significance level, a power)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number strictly between 0 and 1, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
 # ---------------------------------------------------------------- describe, sample, spaces
 
 
@@ -160,7 +181,17 @@ def cmd_analyze(a) -> int:
     from netspaces.analysis.pipeline import analyze
     from netspaces.analysis.summary import format_summary
 
-    result = analyze(a.inputs, a.out, labels=a.label, norm=a.norm, bins=a.bins, n_boot=a.n_boot, seed=a.seed)
+    result = analyze(
+        a.inputs,
+        a.out,
+        labels=a.label,
+        norm=a.norm,
+        bins=a.bins,
+        n_boot=a.n_boot,
+        seed=a.seed,
+        alpha=a.alpha,
+        power=a.power,
+    )
     print(format_summary(result.analysis))
     print(f"wrote {len(result.written)} files in {a.out}:")
     for path in result.written:
@@ -198,6 +229,35 @@ def cmd_collect(a) -> int:
     for line in problems:
         print(f"netspaces: {line}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def cmd_power(a) -> int:
+    from netspaces.analysis import stats
+    from netspaces.analysis.populations import load_populations
+
+    populations = []
+    for source in (a.first, a.second):
+        found = load_populations(str(source))
+        if len(found) > 1:
+            raise UserError(
+                f"power: {source} holds {len(found)} experiments ({', '.join(p.label for p in found)}); "
+                "give one population per INPUT"
+            )
+        populations.append(found[0])
+    pa, pb = populations
+    ea, eb = pa.errors, pb.errors
+    achieved = stats.power_at(ea, eb, (len(ea), len(eb)), a.alpha, a.reps, a.seed)
+    needed = stats.models_needed(ea, eb, a.alpha, a.power, a.reps, a.seed)
+    print(f"n per space: {pa.label} {len(ea)}, {pb.label} {len(eb)}")
+    print(
+        f"power at the current n: {achieved:.2f} (exact KS test at alpha {a.alpha:g}; "
+        f"{a.reps:,} smoothed-bootstrap draws from the observed populations)"
+    )
+    if needed.models is None:
+        print(f"models per space needed for power {a.power:g}: not estimable ({needed.reason})")
+    else:
+        print(f"models per space needed for power {a.power:g}: ~{needed.models} (estimated power {needed.power:.2f})")
+    return 0
 
 
 # ---------------------------------------------------------------- time
@@ -353,6 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     an.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     an.add_argument(
+        "--alpha",
+        type=_probability,
+        default=0.001,
+        help="significance level of the KS test whose power is reported (default: 0.001)",
+    )
+    an.add_argument(
+        "--power", type=_probability, default=0.9, help="power asked for: models per space needed (default: 0.9)"
+    )
+    an.add_argument(
         "--wandb",
         action="store_true",
         help="also log the table and plots to W&B (offline without a key; run files go under "
@@ -372,6 +441,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR")
     c.set_defaults(func=cmd_collect)
+
+    pw = sub.add_parser(
+        "power",
+        help="power of the KS test between two populations, and the models per space it needs",
+        description="A and B are populations as `analyze` reads them (a sweep directory's records, or a "
+        "CSV/JSONL table). Estimates, by drawing from the observed populations, the probability that the "
+        "exact two-sample KS test at --alpha tells them apart at their current size, and the smallest number "
+        "of models per space that reaches --power (docs/statistics.md).",
+    )
+    pw.add_argument("first", metavar="A", help="a population: sweep directory or CSV/JSONL table")
+    pw.add_argument("second", metavar="B", help="the population to compare it with")
+    pw.add_argument("--alpha", type=_probability, default=0.001, help="significance level (default: 0.001)")
+    pw.add_argument("--power", type=_probability, default=0.9, help="power asked for (default: 0.9)")
+    pw.add_argument("--seed", type=_seed, default=0, help="seed of the draws (default: 0)")
+    pw.add_argument("--reps", type=_positive_int, default=1000, metavar="N", help="draws per estimate (default: 1000)")
+    pw.set_defaults(func=cmd_power)
 
     tm = sub.add_parser("time", help="forward and forward+backward time per batch of a model")
     tm.add_argument("model", help="zoo name (RegNetX-400MF, ResNet-50) or timm baseline (efficientnet_b0)")

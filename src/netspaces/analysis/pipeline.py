@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from netspaces.analysis import bootstrap
+from netspaces.analysis import bootstrap, stats
 from netspaces.analysis.plots import render_all
 from netspaces.analysis.populations import Population, load_populations, unique_labels
 from netspaces.analysis.report import build_html, write_outputs
@@ -28,6 +28,8 @@ def analyze(
     bins: int | None = None,
     n_boot: int = bootstrap.DEFAULT_N_BOOT,
     seed: int = 0,
+    alpha: float = stats.DEFAULT_ALPHA,
+    power: float = stats.DEFAULT_POWER,
 ) -> AnalyzeResult:
     """Load, compute and render everything, then (only then) write it all into `out`."""
     if norm not in NORM_CHOICES:
@@ -45,7 +47,7 @@ def analyze(
     renamed = [f"{p.label!r} -> {new!r}" for p, new in zip(populations, distinct) if p.label != new]
     for p, new in zip(populations, distinct):
         p.label = new
-    analysis = summarize(populations, norm=norm, bins=bins, n_boot=n_boot, seed=seed)
+    analysis = summarize(populations, norm=norm, bins=bins, n_boot=n_boot, seed=seed, alpha=alpha, power=power)
     if renamed:
         analysis.notes.append("repeated labels renamed: " + ", ".join(renamed))
     plots, plot_notes = render_all(populations, analysis)

@@ -12,6 +12,7 @@ import json
 from contextlib import ExitStack
 from pathlib import Path
 
+from netspaces.analysis.stats import ci_text
 from netspaces.analysis.summary import Analysis
 from netspaces.record import atomic_target
 
@@ -69,6 +70,11 @@ def _figure(file_name: str, png: bytes) -> str:
     )
 
 
+def _alpha(summary: dict) -> str:
+    alphas = {f"{k['power']['alpha']:g}" for k in summary["ks"].values() if "power" in k}
+    return ", ".join(sorted(alphas)) or "–"
+
+
 def build_html(
     analysis: Analysis,
     plots: dict[str, bytes],
@@ -83,6 +89,44 @@ def build_html(
         for label, p in s["populations"].items()
     ]
     ks_rows = [[pair, k["plain"], k["normalized"], k["p_value"], k["p_method"]] for pair, k in s["ks"].items()]
+    ci_rows = [
+        [
+            label,
+            p["median"],
+            ci_text(p["median_ci"], 4),
+            f"p{100 * p['low_quantile_ci']['quantile']:g}",
+            p["low_quantile_ci"]["estimate"],
+            ci_text(p["low_quantile_ci"], 4),
+        ]
+        for label, p in s["populations"].items()
+        if "median_ci" in p
+    ]
+    pair_rows = [
+        [
+            pair,
+            ci_text(k["ks_ci"], 3),
+            k["normalized_p_value"],
+            k["median_diff_ci"]["estimate"],
+            ci_text(k["median_diff_ci"], 4),
+            k["prob_a_better"]["estimate"],
+            ci_text(k["prob_a_better"], 3),
+            k["power"]["achieved_at_n"],
+            "–" if k["power"]["models_needed"] is None else k["power"]["models_needed"],
+        ]
+        for pair, k in s["ks"].items()
+        if "ks_ci" in k
+    ]
+    noise_rows = [
+        [
+            label,
+            p["seed_noise"]["seed_sigma"],
+            p["seed_noise"]["models"],
+            p["seed_noise"]["seeds_per_model"],
+            p["seed_noise"]["population_sigma"],
+        ]
+        for label, p in s["populations"].items()
+        if "seed_noise" in p
+    ]
     boot_rows = [
         [label, param, r["lo"], r["median"], r["hi"]]
         for label, params in s["bootstrap"].items()
@@ -103,6 +147,37 @@ def build_html(
         _table("ks", ["pair", "D (plain)", "D (normalized)", "p-value (plain)", "p-value method"], ks_rows)
         if ks_rows
         else "<p>One population: nothing to compare.</p>",
+        "<h2>How sure we are</h2>",
+        "<p>95% confidence intervals (methods and their validated coverage: docs/statistics.md).</p>",
+        _table(
+            "confidence",
+            ["population", "median error", "median 95% CI", "quantile", "error there", "95% CI"],
+            ci_rows,
+        ),
+        _table(
+            "pairs",
+            [
+                "pair",
+                "D 95% CI",
+                "normalized p (permutation)",
+                "median diff",
+                "median diff 95% CI",
+                "P(first better)",
+                "95% CI",
+                f"power at n (alpha {_alpha(s)})",
+                "models per space needed",
+            ],
+            pair_rows,
+        )
+        if pair_rows
+        else "",
+        _table(
+            "seed_noise",
+            ["population", "seed noise σ", "replicated models", "seeds per model", "population σ"],
+            noise_rows,
+        )
+        if noise_rows
+        else "",
         "<h2>Bootstrap good ranges of the best model's parameters</h2>",
         _table("bootstrap", ["population", "parameter", "2.5%", "median", "97.5%"], boot_rows)
         if boot_rows

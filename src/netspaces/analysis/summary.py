@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netspaces.analysis import bootstrap
+from netspaces.analysis import bootstrap, stats
 from netspaces.analysis.edf import (
     complexity_bin_edges,
     complexity_weights,
@@ -30,6 +30,7 @@ from netspaces.record import COMPLEXITY_FIELDS
 NORM_CHOICES = (*COMPLEXITY_FIELDS, "none")
 MIN_N_KS = 5  # below this a KS distance says little: a warning
 MIN_N_BOOTSTRAP = 10  # below this a bootstrap good range is mostly the few models themselves
+MIN_N_VALIDATED = 12  # the confidence intervals were validated by simulation from here up (docs/statistics.md)
 
 
 @dataclass
@@ -51,13 +52,25 @@ def normalization_weights(
     Falls back to equal weights (normalized EDF = plain EDF) with a note when `norm` is
     "none" or some population lacks the complexity column.
     """
+    weights, _, notes = _normalization(populations, norm, bins)
+    return weights, notes
+
+
+def _normalization(
+    populations: list[Population], norm: str, bins: int | None
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, list[str]]:
+    """normalization_weights, plus the shared bin edges (None when the weights are equal)."""
     equal = {p.label: np.full(len(p.errors), 1.0 / len(p.errors)) for p in populations}
     if norm == "none":
-        return equal, ["normalized EDF: --norm none, so it equals the plain EDF"]
+        return equal, None, ["normalized EDF: --norm none, so it equals the plain EDF"]
     complexities = {p.label: p.complexity(norm) for p in populations}
     lacking = [label for label, c in complexities.items() if c is None]
     if lacking:
-        return equal, [f"normalized EDF: no complete '{norm}' column in {', '.join(lacking)}; it equals the plain EDF"]
+        return (
+            equal,
+            None,
+            [f"normalized EDF: no complete '{norm}' column in {', '.join(lacking)}; it equals the plain EDF"],
+        )
     k = default_bin_count(min(len(p.errors) for p in populations), bins)
     edges = complexity_bin_edges(np.concatenate(list(complexities.values())), k)
     spacing = "log-spaced" if edges[0] > 0 and len(edges) > 2 else "linear"
@@ -65,7 +78,7 @@ def normalization_weights(
         f"normalized EDF: models binned by {norm} into {len(edges) - 1} {spacing} bin(s) "
         f"from {edges[0]:.4g} to {edges[-1]:.4g}, shared by all populations"
     )
-    return {label: complexity_weights(c, edges) for label, c in complexities.items()}, [note]
+    return {label: complexity_weights(c, edges) for label, c in complexities.items()}, edges, [note]
 
 
 def summarize(
@@ -74,32 +87,67 @@ def summarize(
     bins: int | None = None,
     n_boot: int = bootstrap.DEFAULT_N_BOOT,
     seed: int = 0,
+    alpha: float = stats.DEFAULT_ALPHA,
+    power: float = stats.DEFAULT_POWER,
+    n_perm: int = stats.DEFAULT_N_PERM,
+    power_reps: int = stats.DEFAULT_POWER_REPS,
 ) -> Analysis:
-    weights, notes = normalization_weights(populations, norm, bins)
+    """`n_boot` serves the good ranges and the median intervals; `alpha`/`power` are the
+    KS test's level and the power asked for; `n_perm` relabellings give the permutation p
+    of the normalized KS; `power_reps` draws give each power estimate."""
+    weights, edges, notes = _normalization(populations, norm, bins)
     for population in populations:
         notes.extend(population.notes)
 
-    stats = {}
-    for p in populations:
+    per_population = {}
+    for i, p in enumerate(populations):
         e = p.errors
-        stats[p.label] = {
+        per_population[p.label] = {
             "n": int(len(e)),
             "min": float(e.min()),
             "mean": float(e.mean()),
             "median": float(np.median(e)),
             "excluded": int(p.excluded),
+            "median_ci": stats.median_ci(e, n_boot, seed=(seed, 1, i)),
+            "low_quantile_ci": stats.low_quantile_ci(e),
         }
+        noise = p.seed_noise()
+        if noise is not None:  # sweep.replicas: the seed noise floor beside the population's spread
+            per_population[p.label]["seed_noise"] = noise
 
     warnings = []
+    unvalidated = [f"{p.label} (n={len(p.errors)})" for p in populations if len(p.errors) < MIN_N_VALIDATED]
+    if unvalidated:
+        warnings.append(
+            f"confidence intervals of {', '.join(unvalidated)} rest on fewer than {MIN_N_VALIDATED} models, "
+            "below the sizes at which their coverage was validated (docs/statistics.md)"
+        )
     ks = {}
-    for a, b in combinations(populations, 2):
+    for (i, a), (j, b) in combinations(enumerate(populations), 2):
+        pair = f"{a.label} vs {b.label}"
         p_value, method = ks_pvalue(a.errors, b.errors)
-        ks[f"{a.label} vs {b.label}"] = {
+        complexity_a = complexity_b = None
+        if edges is not None:
+            complexity_a, complexity_b = a.complexity(norm), b.complexity(norm)
+        normalized_p, _ = stats.permutation_pvalue(
+            a.errors, b.errors, complexity_a, complexity_b, edges, n_perm, seed=(seed, 3, i, j)
+        )
+        ks[pair] = {
             "plain": ks_statistic(a.errors, b.errors),
             "normalized": ks_statistic(a.errors, b.errors, weights[a.label], weights[b.label]),
             "p_value": p_value,
             "p_method": method,
+            "ks_ci": stats.ks_ci(a.errors, b.errors),
+            "normalized_p_value": normalized_p,
+            "normalized_p_method": f"permutation ({n_perm:,} relabellings"
+            + (", weights from the shared bins)" if edges is not None else "; equal weights: no bins)"),
+            "median_diff_ci": stats.median_diff_ci(a.errors, b.errors, n_boot, seed=(seed, 2, i, j)),
+            "prob_a_better": stats.prob_a_better(a.errors, b.errors) | {"a": a.label, "b": b.label},
+            "power": stats.pair_power(a.errors, b.errors, alpha, power, power_reps, seed),
         }
+        too_weak = stats.power_warning(pair, ks[pair]["power"])
+        if too_weak:
+            warnings.append(too_weak)
     if len(populations) > 1:
         small = [f"{p.label} (n={len(p.errors)})" for p in populations if len(p.errors) < MIN_N_KS]
         if small:
@@ -138,12 +186,13 @@ def summarize(
         )
     edf_table = pd.concat(rows, ignore_index=True)
 
-    summary = {"populations": stats, "ks": ks, "bootstrap": boot, "warnings": warnings, "notes": notes}
+    summary = {"populations": per_population, "ks": ks, "bootstrap": boot, "warnings": warnings, "notes": notes}
     return Analysis(summary=summary, edf_table=edf_table, weights=weights, notes=notes, warnings=warnings)
 
 
 def format_summary(analysis: Analysis) -> str:
-    """A few lines for the terminal: per population n/min/mean/median, then the KS tests."""
+    """A few lines for the terminal: per population n/min/mean/median and 95% CIs, then per
+    pair the KS tests, CIs, P(first better) and the KS test's power."""
     lines = []
     pops = analysis.summary["populations"]
     width = max(len(label) for label in pops)
@@ -153,9 +202,34 @@ def format_summary(analysis: Analysis) -> str:
             f"{label:<{width}}  n={s['n']:<4d} min={s['min']:.3f}  mean={s['mean']:.3f}"
             f"  median={s['median']:.3f}{excluded}"
         )
+        if "median_ci" in s:
+            q = s["low_quantile_ci"]
+            lines.append(
+                f"{'':<{width}}  95% CI: median {stats.ci_text(s['median_ci'])}, "
+                f"p{100 * q['quantile']:g} error {stats.ci_text(q)}"
+            )
+        if "seed_noise" in s:
+            z = s["seed_noise"]
+            lines.append(
+                f"{'':<{width}}  seed noise floor: sigma {z['seed_sigma']:.3f} over training seeds "
+                f"({z['models']} models x {z['seeds_per_model']:g} seeds) vs population sigma {z['population_sigma']:.3f}"
+            )
     for pair, k in analysis.summary["ks"].items():
         lines.append(
             f"KS {pair}: D={k['plain']:.4f} (normalized {k['normalized']:.4f}), p={k['p_value']:.4g} ({k['p_method']})"
+        )
+        if "ks_ci" not in k:
+            continue
+        better, diff, pw = k["prob_a_better"], k["median_diff_ci"], k["power"]
+        lines.append(
+            f"  D 95% CI {stats.ci_text(k['ks_ci'])}, normalized p={k['normalized_p_value']:.4g} (permutation), "
+            f"median diff {diff['estimate']:+.3f} {stats.ci_text(diff)}"
+        )
+        needed = f"~{pw['models_needed']} per space" if pw["models_needed"] is not None else "not estimable"
+        lines.append(
+            f"  P({better['a']} better)={better['estimate']:.2f} {stats.ci_text(better, 2)}, "
+            f"power {pw['achieved_at_n']:.2f} at n={'/'.join(map(str, pw['n']))} (alpha {pw['alpha']:g}); "
+            f"for power {pw['target']:g}: {needed}"
         )
     for warning in analysis.warnings:
         lines.append(f"WARNING: {warning}")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from netspaces.analysis import stats
 from netspaces.analysis.edf import ks_pvalue, ks_statistic
 
 
@@ -21,18 +22,48 @@ def errors_from_edf_table(path: Path) -> dict[str, np.ndarray]:
 
 
 def verdict(errors: dict[str, np.ndarray], *, alpha: float, power: float, seed: int = 0) -> list[str]:
-    """Lines for the terminal; the last is the one-line verdict."""
+    """Lines for the terminal; the last is the one-line verdict: "<A> better, p = …" when the
+    exact KS test rejects at `alpha` (the better space has the lower median error), else
+    "not significant at this scale" with the models per space a test at `alpha` would need
+    for `power`, estimated from these populations."""
     (la, a), (lb, b) = errors.items()
     d = ks_statistic(a, b)
     p, method = ks_pvalue(a, b)
+    ca, cb = stats.median_ci(a, seed=seed), stats.median_ci(b, seed=seed)
+    diff = stats.median_diff_ci(a, b, seed=seed)
+    dci = stats.ks_ci(a, b)
+    better = stats.prob_a_better(a, b)
+    n = min(len(a), len(b))
+    achieved = stats.power_at(a, b, n, alpha=alpha, seed=seed)
+    needed = stats.models_needed(a, b, alpha=alpha, power=power, seed=seed)
     lines = [
         f"n per space: {la} {len(a)}, {lb} {len(b)}",
-        f"median error: {la} {np.median(a):.2f}, {lb} {np.median(b):.2f}",
-        f"KS D = {d:.3f}, {method} p = {p:.3g} (alpha {alpha:g})",
+        f"median error: {la} {np.median(a):.2f}% {_ci(ca)}, {lb} {np.median(b):.2f}% {_ci(cb)}; "
+        f"difference {diff['estimate']:+.2f} {_ci(diff)} (bootstrap 95% CIs)",
+        f"KS D = {d:.3f} {_ci(dci, 3)}, {method} p = {p:.3g} (alpha {alpha:g}); "
+        f"P({la} model beats {lb} model) = {better['estimate']:.2f} {_ci(better)}",
+        f"power at n = {n}: {achieved:.2f} (KS at alpha {alpha:g}, resampled from these populations); "
+        + (
+            f"~{needed.models} models per space for power {power:g}"
+            if needed.models is not None
+            else f"models per space for power {power:g}: unknown ({needed.reason})"
+        ),
     ]
-    better = la if np.median(a) < np.median(b) else lb
     if p < alpha:
-        lines.append(f"verdict: {better} better, p = {p:.3g} < {alpha:g}")
+        winner = la if np.median(a) < np.median(b) else lb
+        lines.append(f"verdict: {winner} better, p = {p:.3g} < {alpha:g}")
     else:
-        lines.append(f"verdict: not significant at this scale (p = {p:.3g} >= {alpha:g})")
+        need = (
+            f"; ~{needed.models} models per space would be needed"
+            if needed.models is not None
+            else f"; no estimate of the models needed ({needed.reason.split(':')[0]})"
+        )
+        lines.append(f"verdict: not significant at this scale (p = {p:.3g} >= {alpha:g}){need}")
     return lines
+
+
+def _ci(ci: dict, digits: int = 2) -> str:
+    lo, hi = ci.get("lo"), ci.get("hi")
+    if lo is None or hi is None:
+        return "[CI needs 2+ models]"
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
