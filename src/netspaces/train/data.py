@@ -8,6 +8,11 @@ Small datasets live in memory as one tensor and are batched by indexing (no per-
 collation); their augmentation runs batched on the training device. Samplers shard by rank
 themselves, so the same code serves one process and DDP, and the validation shards are not
 padded with duplicates (every image counts once in the error).
+
+Importing this module loads neither torch nor Lightning: a sweep's launching process imports
+it for the up-front checks only, where loading both cost ~3 s before the first job started
+and ~1 s more at its exit. The DataModule classes are in train/datamodules.py; InMemoryData
+and FolderData here are the functions that build them (torch loads then, in the run).
 """
 
 from __future__ import annotations
@@ -18,13 +23,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from netspaces.errors import DataError, UserError
 from netspaces.record import DiskFull, atomic_target
@@ -38,41 +39,7 @@ EIG_VALS = (0.2175, 0.0188, 0.0045)
 EIG_VECS = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 
 
-# ---------------------------------------------------------------- samplers and datasets
-
-
-class ShardSampler(Sampler[int]):
-    """Evaluation shard of one rank: every `world`-th index, no padding, no shuffling."""
-
-    def __init__(self, n: int, rank: int = 0, world: int = 1) -> None:
-        self.indices = list(range(rank, n, world))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-class TensorImages(Dataset):
-    """Images and labels as two tensors; a batch is one fancy-index, not N item fetches."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        return self.x[i], self.y[i]
-
-    def __getitems__(self, indices: list[int]):
-        idx = torch.as_tensor(indices)
-        return self.x[idx], self.y[idx]
-
-
-def _keep_batch(batch):  # collate for TensorImages: the batch is already stacked
-    return batch
+# ---------------------------------------------------------------- selection and augmentation
 
 
 def limit_per_class(labels: np.ndarray, k: int | None) -> np.ndarray:
@@ -86,8 +53,11 @@ def limit_per_class(labels: np.ndarray, k: int | None) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+def random_crop_flip(x: Any, pad: int, generator: Any) -> Any:
     """Per-image random crop (zero padding `pad`) and horizontal flip, batched on x's device."""
+    import torch
+    import torch.nn.functional as F
+
     n, c, h, w = x.shape
     offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
     flips = (torch.rand(n, generator=generator) < 0.5).to(x.device)
@@ -105,6 +75,8 @@ def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> t
 
 def load_digits_split(s: DataSettings):
     """sklearn digits → (x_train, y_train, x_val, y_val): 3×res×res float, normalised."""
+    import torch
+    import torch.nn.functional as F
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -177,6 +149,9 @@ def _folder_arrays(s: DataSettings, split: str) -> tuple[np.ndarray, np.ndarray]
 
 def load_cifar10_split(s: DataSettings):
     """CIFAR-10 train/test as uint8 NCHW tensors (torchvision format or an ImageFolder tree)."""
+    import torch
+    import torch.nn.functional as F
+
     root = Path(s.root)
     arrays = []
     for train, split in ((True, s.train_split), (False, s.val_split)):
@@ -201,67 +176,13 @@ def load_cifar10_split(s: DataSettings):
     return tuple(arrays)
 
 
-class InMemoryData(LightningDataModule):
-    """digits / CIFAR-10: tensors in memory, batched augmentation on the device. `load`
-    returns (x_train, y_train, x_val, y_val): float images, or uint8 ones normalised here."""
+def InMemoryData(s: DataSettings, load: Callable[[DataSettings], tuple]):
+    """The DataModule of an in-memory data set (digits, CIFAR-10): `load` returns (x_train,
+    y_train, x_val, y_val), float images or uint8 ones normalised on the device
+    (datamodules.InMemoryData; torch and Lightning load here, on first use)."""
+    from netspaces.train.datamodules import InMemoryData as DataModule
 
-    def __init__(self, s: DataSettings, load: Callable[[DataSettings], tuple]) -> None:
-        super().__init__()
-        self.s, self.load = s, load
-        self.train_set: TensorImages | None = None
-        self.val_set: TensorImages | None = None
-        self.num_classes = s.num_classes or 10
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        x_tr, y_tr, x_va, y_va = self.load(self.s)
-        if len(y_tr) == 0 or len(y_va) == 0:
-            raise UserError(f"data={self.s.name}: no images left (data.limit_per_class={self.s.limit_per_class})")
-        self.train_set, self.val_set = TensorImages(x_tr, y_tr), TensorImages(x_va, y_va)
-        self.num_classes = self.s.num_classes or int(y_tr.max()) + 1
-
-    def _rank_world(self) -> tuple[int, int]:
-        t = self.trainer
-        return (t.global_rank, t.world_size) if t is not None else (0, 1)
-
-    def train_dataloader(self) -> DataLoader:
-        rank, world = self._rank_world()
-        sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.s.seed)
-        return DataLoader(
-            self.train_set,
-            batch_size=self.s.batch_size,
-            sampler=sampler,
-            collate_fn=_keep_batch,
-            drop_last=len(sampler) > self.s.batch_size,
-            num_workers=self.s.workers,
-            pin_memory=self.s.pin_memory,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        rank, world = self._rank_world()
-        return DataLoader(
-            self.val_set,
-            batch_size=self.s.batch_size,
-            sampler=ShardSampler(len(self.val_set), rank, world),
-            collate_fn=_keep_batch,
-            num_workers=self.s.workers,
-            pin_memory=self.s.pin_memory,
-        )
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        x, y = batch
-        if x.dtype == torch.uint8:  # CIFAR-10 stays uint8 in memory (4x smaller) until here
-            mean = torch.tensor(self.s.mean, device=x.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.s.std, device=x.device).view(1, -1, 1, 1)
-            x = (x.float().div_(255) - mean) / std
-        if self.s.augment and self.trainer is not None and self.trainer.training:
-            # seeded by (seed, step, rank): reproducible, and identical after a resume
-            g = torch.Generator().manual_seed(
-                (self.s.seed * 1_000_003 + self.trainer.global_step) * 64 + self.trainer.global_rank
-            )
-            x = random_crop_flip(x, pad=4, generator=g)
-        return x, y
+    return DataModule(s, load, augment=random_crop_flip)
 
 
 # ---------------------------------------------------------------- image folders (ImageNet)
@@ -271,11 +192,15 @@ class Lighting:
     """PCA lighting noise (AlexNet): add eigvec · (alpha · eigval) per channel, alpha ~ N(0, std)."""
 
     def __init__(self, alpha_std: float) -> None:
+        import torch
+
         self.alpha_std = alpha_std
         self.eig_vals = torch.tensor(EIG_VALS)
         self.eig_vecs = torch.tensor(EIG_VECS)
 
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+    def __call__(self, img):
+        import torch
+
         alpha = torch.randn(3) * self.alpha_std
         return img + (self.eig_vecs @ (alpha * self.eig_vals)).view(3, 1, 1)
 
@@ -292,64 +217,12 @@ def folder_transforms(s: DataSettings, train: bool):
     return T.Compose([*steps, T.Normalize(s.mean, s.std)])
 
 
-class FolderData(LightningDataModule):
-    """ImageNet or any ImageFolder tree; images decode in loader workers (RGB, greyscale too)."""
+def FolderData(s: DataSettings):
+    """The DataModule of ImageNet or any ImageFolder tree, images decoded in loader workers
+    (datamodules.FolderData; torch and Lightning load here, on first use)."""
+    from netspaces.train.datamodules import FolderData as DataModule
 
-    def __init__(self, s: DataSettings) -> None:
-        super().__init__()
-        self.s = s
-        self.train_set = self.val_set = None
-        self.num_classes = s.num_classes
-
-    def _folder(self, split: str, train: bool):
-        from torchvision.datasets import ImageFolder
-
-        ds = ImageFolder(str(Path(self.s.root) / split), transform=folder_transforms(self.s, train), loader=open_rgb)
-        keep = limit_per_class(np.array(ds.targets), self.s.limit_per_class)
-        ds.samples = ds.imgs = [ds.samples[i] for i in keep]
-        ds.targets = [c for _, c in ds.samples]
-        return ds
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        self.train_set = self._folder(self.s.train_split, True)
-        self.val_set = self._folder(self.s.val_split, False)
-        found = len(self.train_set.classes)
-        if found < 2:
-            raise UserError(
-                f"data.root={self.s.root}: {found} class folder in {self.s.train_split}/; "
-                "classification needs at least 2"
-            )
-        if self.s.num_classes is not None and found > self.s.num_classes:
-            raise UserError(
-                f"data.num_classes={self.s.num_classes} but {self.s.root}/{self.s.train_split} "
-                f"has {found} class folders"
-            )
-        self.num_classes = self.s.num_classes or found
-
-    def _loader(self, dataset, sampler, batch_size: int, drop_last: bool) -> DataLoader:
-        workers = self.s.workers
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            drop_last=drop_last,
-            num_workers=workers,
-            pin_memory=self.s.pin_memory,
-            persistent_workers=self.s.persistent_workers and workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        t = self.trainer
-        rank, world = (t.global_rank, t.world_size) if t is not None else (0, 1)
-        sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.s.seed)
-        return self._loader(self.train_set, sampler, self.s.batch_size, len(sampler) > self.s.batch_size)
-
-    def val_dataloader(self) -> DataLoader:
-        t = self.trainer
-        rank, world = (t.global_rank, t.world_size) if t is not None else (0, 1)
-        return self._loader(self.val_set, ShardSampler(len(self.val_set), rank, world), self.s.batch_size, False)
+    return DataModule(s, transforms=folder_transforms, select=limit_per_class, loader=open_rgb)
 
 
 # ---------------------------------------------------------------- up-front checks and the registry
@@ -398,7 +271,7 @@ def check_cifar10(s: DataSettings) -> None:
 @dataclass(frozen=True)
 class DataSet:
     check: Callable[[DataSettings], None]  # up front, before anything is written: one line, no scan
-    datamodule: Callable[[DataSettings], LightningDataModule]
+    datamodule: Callable[[DataSettings], Any]  # a LightningDataModule
 
 
 DATASETS: dict[str, DataSet] = {
@@ -416,6 +289,15 @@ def check_data(s: DataSettings) -> None:
     DATASETS[s.name].check(s)
 
 
-def make_datamodule(s: DataSettings) -> LightningDataModule:
+def make_datamodule(s: DataSettings):
     check_data(s)
     return DATASETS[s.name].datamodule(s)
+
+
+def __getattr__(name: str):
+    """ShardSampler and TensorImages, from datamodules.py (loaded on first use, with torch)."""
+    if name in ("ShardSampler", "TensorImages"):
+        from netspaces.train import datamodules
+
+        return getattr(datamodules, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
