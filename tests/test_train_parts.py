@@ -71,3 +71,24 @@ def test_atomic_checkpoints_leave_the_old_file_when_a_save_fails(tmp_path):
         io.save_checkpoint({"epoch": 2, "bad": lambda: None}, path)  # not picklable: fails mid-save
     assert torch.load(path, weights_only=True)["epoch"] == 1
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left
+
+
+def test_the_up_front_data_checks_load_neither_torch_nor_lightning():
+    """A sweep's launching process imports netspaces.train.data only for its checks: loading
+    torch and Lightning there delayed the first job by ~3 s and its exit by ~1 s."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    code = (
+        "import sys\n"
+        "from netspaces.train.data import check_data\n"
+        "from netspaces.train.settings import DataSettings\n"
+        "import netspaces.train.identity, netspaces.train.sweep\n"
+        "check_data(DataSettings(name='digits', batch_size=8, resolution=8))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'torchvision'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(src)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
