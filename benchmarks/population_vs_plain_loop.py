@@ -14,6 +14,7 @@ min and median. Target: R >= 0.95.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import REPO, SHARED, Result, compose_train, main, median, worker_env
 
-DATA = SHARED / "data" / "cifar10"
+DATA = Path(os.environ.get("NETSPACES_DATA") or SHARED / "data") / "cifar10"  # as conf/train.yaml's paths.data
 TARGET = 0.95
 JOBS, THREADS = 2, 1
 # per mode: spaces, models per space, epochs, images per class (both splits), timed rounds
