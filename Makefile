@@ -63,7 +63,7 @@ table4: install  ## Table 4: EfficientNet B0-B5 vs RegNetY at matched flops (RES
 figures: install  ## Figs 5-9 small: AnyNetX_A/E vs RegNetX on CIFAR-10 (DATA_ROOT, N, EPOCHS, REGIME)
 	$(RUN) scripts/figures.py
 
-reproduce-small: install  ## RegNetX vs AnyNetX_A end to end (<30 min on 2 CPUs), prints KS and p
+reproduce-small: install  ## RegNetX vs AnyNetX_A under protocols/reproduce_small.yaml, a verdict (SEED=100/101/102)
 	$(RUN) scripts/reproduce_small.py
 
 bench: install  ## all benchmarks vs references -> outputs/bench/results.json and a table
