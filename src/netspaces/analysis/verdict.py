@@ -38,10 +38,10 @@ def verdict(errors: dict[str, np.ndarray], *, alpha: float, power: float, seed: 
     needed = stats.models_needed(a, b, alpha=alpha, power=power, seed=seed)
     lines = [
         f"n per space: {la} {len(a)}, {lb} {len(b)}",
-        f"median error: {la} {np.median(a):.2f}% {_ci(ca)}, {lb} {np.median(b):.2f}% {_ci(cb)}; "
-        f"difference {diff['estimate']:+.2f} {_ci(diff)} (bootstrap 95% CIs)",
-        f"KS D = {d:.3f} {_ci(dci, 3)}, {method} p = {p:.3g} (alpha {alpha:g}); "
-        f"P({la} model beats {lb} model) = {better['estimate']:.2f} {_ci(better)}",
+        f"median error: {la} {np.median(a):.2f}% {stats.ci_text(ca, 2)}, {lb} {np.median(b):.2f}% {stats.ci_text(cb, 2)}; "
+        f"difference {diff['estimate']:+.2f} {stats.ci_text(diff, 2)} (bootstrap 95% CIs)",
+        f"KS D = {d:.3f} {stats.ci_text(dci, 3)}, {method} p = {p:.3g} (alpha {alpha:g}); "
+        f"P({la} model beats {lb} model) = {better['estimate']:.2f} {stats.ci_text(better, 2)}",
         f"power at n = {n}: {achieved:.2f} (KS at alpha {alpha:g}, resampled from these populations); "
         + (
             f"~{needed.models} models per space for power {power:g}"
@@ -60,10 +60,3 @@ def verdict(errors: dict[str, np.ndarray], *, alpha: float, power: float, seed: 
         )
         lines.append(f"verdict: not significant at this scale (p = {p:.3g} >= {alpha:g}){need}")
     return lines
-
-
-def _ci(ci: dict, digits: int = 2) -> str:
-    lo, hi = ci.get("lo"), ci.get("hi")
-    if lo is None or hi is None:
-        return "[CI needs 2+ models]"
-    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
