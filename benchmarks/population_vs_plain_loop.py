@@ -28,9 +28,12 @@ from benchmarks.common import REPO, SHARED, Result, compose_train, main, median,
 DATA = Path(os.environ.get("NETSPACES_DATA") or SHARED / "data") / "cifar10"  # as conf/train.yaml's paths.data
 TARGET = 0.95
 JOBS, THREADS = 2, 1
-# per mode: spaces, models per space, epochs, images per class (both splits), timed rounds
+# per mode: spaces, models per space, epochs, images per class (both splits), timed rounds.
+# `full` keeps the protocol's work per model (5 epochs, 500 images per class) and trains 4 of
+# its 20 models per space: each worker's start-up is spread over 2 models instead of 10, so the
+# slice understates the full workload's ratio a little, never overstates it.
 PLAN = {
-    "full": (("regnetx", "anynetx_a"), 2, 2, 200, 3),
+    "full": (("regnetx", "anynetx_a"), 4, 5, 500, 2),
     "quick": (("regnetx", "anynetx_a"), 2, 1, 100, 2),
     "toy": (("regnetx",), 1, 1, 5, 1),
 }

@@ -171,7 +171,9 @@ def test_plain_loop_is_given_the_schedule_train_py_composes():
     s = run_settings(compose_train([*composed, "paths.run_dir=/nonexistent"]))
     assert [flags[k] for k in ("spaces", "n", "epochs", "per-class", "stem")] == ["anynetx_a", "3", "4", "5", "cifar"]
     assert float(flags["base-lr"]) * int(flags["batch"]) / 128 == s.optim.lr
-    assert float(flags["weight-decay"]) == s.optim.weight_decay and int(flags["eval-every"]) == s.trainer.eval_every
+    assert float(flags["weight-decay"]) == s.optim.weight_decay and int(flags["eval-every"]) == (
+        s.trainer.eval_every or s.trainer.epochs
+    )
     # what the plain loop hard-codes
     assert s.optim.nesterov and s.optim.momentum == 0.9 and s.optim.weight_decay_norm_bias
     assert s.optim.warmup_epochs == 0 and s.model.zero_init_final_gamma and s.data.augment

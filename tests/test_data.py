@@ -149,7 +149,12 @@ def test_imagefolder_path_trains_a_quick_epoch_on_cifar10(tmp_path):
 
 @pytest.mark.usefixtures("restore_torch_state")
 @needs(CIFAR10)
-def test_cifar10_in_memory_path_trains_with_batched_augmentation(tmp_path):
+def test_cifar10_in_memory_path_trains_with_batched_augmentation(tmp_path, monkeypatch):
+    from netspaces.train import image_tree
+
+    listed = []
+    real = image_tree._list_split
+    monkeypatch.setattr(image_tree, "_list_split", lambda root, split: listed.append(split) or real(root, split))
     cfg = compose_train(
         [
             *TINY,
@@ -163,6 +168,19 @@ def test_cifar10_in_memory_path_trains_with_batched_augmentation(tmp_path):
     )
     record = train(cfg)
     assert record["status"] == "ok" and record["data"] == "cifar10"
+    assert sorted(listed) == ["test", "train"]  # identity and data cache key share one listing per split
+
+
+def test_a_listing_is_shared_within_a_run_only(tmp_path):
+    from netspaces.train.image_tree import list_split, shared_listings
+
+    (tmp_path / "train" / "cat").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "train" / "cat" / "a.png")
+    with shared_listings():
+        first = list_split(tmp_path, "train")
+        Image.new("RGB", (4, 4)).save(tmp_path / "train" / "cat" / "b.png")
+        assert list_split(tmp_path, "train") is first and len(first.images) == 1
+    assert len(list_split(tmp_path, "train").images) == 2  # the next run lists again
 
 
 @pytest.mark.usefixtures("restore_torch_state")

@@ -189,7 +189,15 @@ def test_the_metrics_log_keeps_the_epochs_before_a_resume(tmp_path, monkeypatch)
     from netspaces.train.module import Classifier
     from netspaces.train.run import train
 
-    cfg = compose_train([*TINY, "schedule.epochs=3", f"paths.run_dir={tmp_path / 'run'}", f"paths.output={tmp_path}"])
+    cfg = compose_train(
+        [
+            *TINY,
+            "schedule.epochs=3",
+            "schedule.eval_every=1",
+            f"paths.run_dir={tmp_path / 'run'}",
+            f"paths.output={tmp_path}",
+        ]
+    )
     start = Classifier.on_train_epoch_start
 
     def crash_in_epoch_three(self):

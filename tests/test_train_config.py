@@ -161,7 +161,7 @@ def test_settings_are_typed_and_scale_the_lr(tmp_path):
         ("data.limit_per_class=0", "data.limit_per_class=0"),
         ("model.stem=huge", "model.stem='huge'"),
         ("perf.cudnn_benchmark=maybe", "perf.cudnn_benchmark='maybe'"),
-        ("schedule.eval_every=0", "schedule.eval_every=0"),
+        ("schedule.eval_every=-1", "schedule.eval_every=-1"),
         ("regime.tolerance=2", "regime.tolerance=2"),
     ],
 )

@@ -54,7 +54,7 @@ def test_a_run_writes_a_complete_record(tmp_path):
     assert on_disk["arch"]["ws"] == list(sample.spec.ws) and on_disk["arch"]["wm"] == sample.arch["wm"]
     assert on_disk["epochs"] == 2 == len(on_disk["history"])
     assert 0.0 <= on_disk["top1_err"] <= 100.0 and on_disk["top5_err"] <= on_disk["top1_err"]
-    assert on_disk["top1_err_best"] == min(h["top1_err"] for h in on_disk["history"])
+    assert on_disk["top1_err_best"] == min(h["top1_err"] for h in on_disk["history"] if h["top1_err"] is not None)
     assert on_disk["config"]["schedule"]["name"] == "quick" and on_disk["train_time_s"] > 0
     # the trained network: 32 px digits, 10 classes, the simple 3x3 s2 stem
     assert on_disk["trained"]["resolution"] == 32 and on_disk["trained"]["num_classes"] == 10
@@ -110,9 +110,13 @@ def test_validation_only_every_n_epochs_and_always_after_the_last(tmp_path):
     assert [h["top1_err"] is not None for h in record["history"]] == [False, True, True]
     assert all(h["train_loss"] is not None and h["lr"] is not None for h in record["history"])
     assert record["top1_err"] == record["history"][-1]["top1_err"]
-    every = train(tiny(tmp_path / "every", "schedule.epochs=3"))  # the same training, evaluated each epoch
+    every = train(tiny(tmp_path / "every", "schedule.epochs=3", "schedule.eval_every=1"))  # evaluated each epoch
     assert [h["train_loss"] for h in every["history"]] == [h["train_loss"] for h in record["history"]]
     assert every["top1_err"] == record["top1_err"]
+    last = train(tiny(tmp_path / "last", "schedule.epochs=3", "schedule.eval_every=0"))  # populations' default
+    assert [h["top1_err"] is not None for h in last["history"]] == [False, False, True]
+    assert [h["train_loss"] for h in last["history"]] == [h["train_loss"] for h in every["history"]]
+    assert last["top1_err"] == every["top1_err"]
 
 
 def test_a_finished_run_is_skipped(tmp_path):

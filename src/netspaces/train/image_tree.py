@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +38,34 @@ class Listing:
         return [c for c, _, _, _ in self.images]
 
 
+_SHARED: dict[Path, Listing] | None = None  # set inside shared_listings()
+
+
+@contextmanager
+def shared_listings() -> Iterator[None]:
+    """Within one run, list each split once: the identity's fingerprint and the decoded-data
+    cache key read the same listing (listing CIFAR-10's 60,000 files twice cost ~1 s a model)."""
+    global _SHARED
+    outer, _SHARED = _SHARED, {} if _SHARED is None else _SHARED
+    try:
+        yield
+    finally:
+        _SHARED = outer
+
+
 def list_split(root: Path, split: str) -> Listing:
     """Every image of root/split, in ImageFolder's order; one UserError when the tree is not
     an image tree or a class folder holds no image."""
+    key = Path(os.path.abspath(Path(root) / split))
+    if _SHARED is not None and key in _SHARED:
+        return _SHARED[key]
+    listing = _list_split(root, split)
+    if _SHARED is not None:
+        _SHARED[key] = listing
+    return listing
+
+
+def _list_split(root: Path, split: str) -> Listing:
     split_dir = Path(root) / split
     classes = _classes(root, split)
     images, empty = [], []

@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
     """Train the model `cfg` describes; returns its record (also in paths.run_dir/result.json)."""
+    from netspaces.train.image_tree import shared_listings
+
+    with shared_listings():
+        return _train(cfg, in_sweep)
+
+
+def _train(cfg: DictConfig, in_sweep: bool) -> dict:
     from netspaces.train import identity
     from netspaces.train.data import check_data
 

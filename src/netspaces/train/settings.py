@@ -123,7 +123,7 @@ class TrainerSettings:
     limit_val_batches: int | float | None = None
     keep_checkpoint: bool | None = None
     epochs: int = 10
-    eval_every: int = 1  # validate every N epochs, and always after the last
+    eval_every: int = 1  # validate every N epochs and always after the last; 0: only after the last
     ema_decay: float = 0.0
     label_smoothing: float = 0.0
 
@@ -252,7 +252,7 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         limit_val_batches=_limit(cfg, "trainer.limit_val_batches", zero_ok=True),
         keep_checkpoint=None if keep is None else bool(keep),
         epochs=_int(cfg, "schedule.epochs", lo=1),
-        eval_every=_int(cfg, "schedule.eval_every", lo=1),
+        eval_every=_int(cfg, "schedule.eval_every", lo=0),
         ema_decay=_float(cfg, "schedule.ema_decay", lo=0.0, hi=1.0, hi_open=True),
         label_smoothing=_float(cfg, "schedule.label_smoothing", lo=0.0, hi=1.0, hi_open=True),
     )

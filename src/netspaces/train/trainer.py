@@ -57,10 +57,10 @@ def build_trainer(s: RunSettings, loggers: list):
             enable_version_counter=False,
         )
     ]
-    if t.eval_every > 1:
+    if t.eval_every != 1:
         from netspaces.train.module import EvalCadence
 
-        callbacks.append(EvalCadence(t.eval_every))
+        callbacks.append(EvalCadence(t.eval_every or t.epochs))  # 0: only after the last epoch
     if t.ema_decay > 0:
         from lightning.pytorch.callbacks import EMAWeightAveraging
 
