@@ -42,7 +42,7 @@ clean:  ## remove outputs/ and caches (keeps the shared environment)
 # Tables: TIME_BATCH/TIME_REPEATS size the CPU timings; RESULTS=dir adds our runs' errors.
 # Figures / reproduce-small: DATA_ROOT (CIFAR-10 ImageFolder or torchvision copy), N, EPOCHS,
 # REGIME, PER_CLASS, LAUNCHER=joblib JOBS=2 are read from the environment by the scripts.
-.PHONY: table1 table2 table3 table4 figures reproduce-small bench bench-quick bench-mechanisms
+.PHONY: table1 table2 table3 table4 figures reproduce-small scale-study findings bench bench-quick bench-mechanisms
 RESULTS ?=
 TIME_BATCH ?= 4
 TIME_REPEATS ?= 2
@@ -65,6 +65,12 @@ figures: install  ## Figs 5-9 small: AnyNetX_A/E vs RegNetX on CIFAR-10 (DATA_RO
 
 reproduce-small: install  ## RegNetX vs AnyNetX_A under protocols/reproduce_small.yaml, a verdict (SEED=100/101/102)
 	$(RUN) scripts/reproduce_small.py
+
+scale-study: install  ## the pre-declared scale study (protocols/scale_study.yaml; resumable; ~5 h of 2 cores)
+	$(RUN) scripts/scale_study.py $(ARGS)
+
+findings: install  ## rebuild docs/findings.md's tables and plots from docs/findings/*.csv (no training)
+	$(RUN) scripts/findings.py
 
 bench: install  ## all benchmarks vs references -> outputs/bench/results.json and a table
 	$(RUN) benchmarks/run.py $(ARGS)

@@ -30,6 +30,8 @@ FIXED = {
     "per_class": "PER_CLASS",
     "models_per_space": "N",
 }
+STUDY_KEYS = ("name", "version", "base", "spaces", "models_per_space", "grid", "confirmatory_seeds", "alpha")
+STUDY_KEYS += ("power_target", "cpu_hours_cap")
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         raise UserError(f"no protocol {str(name_or_path)!r}; known: {known}")
     raw = path.read_bytes()
     values = OmegaConf.to_container(OmegaConf.create(raw.decode()))
-    missing = [k for k in (*FIXED, "name", "version", "alpha", "confirmatory_seeds") if k not in values]
+    # a study (a grid of settings over a base protocol) fixes its own keys
+    needed = STUDY_KEYS if "grid" in values else (*FIXED, "name", "version", "alpha", "confirmatory_seeds")
+    missing = [k for k in needed if k not in values]
     if missing:
         raise UserError(f"protocol {path} lacks {', '.join(missing)}")
     return Protocol(path.resolve(), values, hashlib.sha256(raw).hexdigest()[:12])

@@ -1,0 +1,161 @@
+"""`make findings`: regenerate every table and plot of docs/findings.md from the committed
+population tables under docs/findings/ (no training, no checkpoint, no W&B).
+
+Each generated block of docs/findings.md sits between `<!-- findings:NAME -->` and
+`<!-- /findings:NAME -->`; the prose around the blocks is written by people and left alone.
+Blocks: `scale` (the pre-declared scale study, protocols/scale_study.yaml).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from netspaces.analysis import stats  # noqa: E402
+from netspaces.analysis.edf import ks_pvalue, ks_statistic  # noqa: E402
+from netspaces.protocol import load_protocol  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "findings.md"
+TABLES = REPO / "docs" / "findings"
+NAME = re.compile(r"^e(?P<epochs>\d+)-pc(?P<per_class>\d+)-s(?P<seed>\d+)-(?P<space>[a-z0-9_]+)\.csv$")
+
+
+def read_errors(path: Path) -> tuple[np.ndarray, int, float]:
+    """(top-1 errors of the ok models, models in the table, core-seconds trained)."""
+    import pandas as pd
+
+    t = pd.read_csv(path)
+    ok = t[t["status"] == "ok"]
+    return ok["top1_err"].to_numpy(float), len(t), float(t["train_time_s"].fillna(0).sum())
+
+
+def compare(a: np.ndarray, b: np.ndarray, *, alpha: float, power: float) -> dict:
+    """Everything a row of the scale table states about A against B."""
+    p, method = ks_pvalue(a, b)
+    return {
+        "n": (len(a), len(b)),
+        "median": (float(np.median(a)), float(np.median(b))),
+        "ci": (stats.median_ci(a), stats.median_ci(b)),
+        "diff": stats.median_diff_ci(a, b),
+        "d": ks_statistic(a, b),
+        "d_ci": stats.ks_ci(a, b),
+        "p": p,
+        "method": method,
+        "better": stats.prob_a_better(a, b),
+        "power": stats.power_at(a, b, min(len(a), len(b)), alpha=alpha),
+        "needed": stats.models_needed(a, b, alpha=alpha, power=power),
+    }
+
+
+def scale_block(folder: Path, study) -> tuple[str, list[tuple[str, bytes]]]:
+    """The scale study's table (one line per row and seed, then each row's verdict) and one
+    EDF plot per row."""
+    a_space, b_space = study["spaces"]
+    alpha, power = float(study["alpha"]), float(study["power_target"])
+    found: dict[tuple[int, int], dict[int, dict[str, Path]]] = {}
+    for path in sorted(folder.glob("*.csv")):
+        m = NAME.match(path.name)
+        if m:
+            key = (int(m["epochs"]), int(m["per_class"]))
+            found.setdefault(key, {}).setdefault(int(m["seed"]), {})[m["space"]] = path
+    head = (
+        f"| epochs | images/class | seed | n ({a_space}, {b_space}) | {a_space} median | {b_space} median | "
+        "difference | KS D | exact p | P(A beats B) | power at n | models for power "
+        f"{power:g} | core-h |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines, verdicts, plots = [head], [], []
+    for row in study["grid"]:
+        key = (int(row["epochs"]), int(row["per_class"]))
+        seeds = found.get(key, {})
+        complete = {s: f for s, f in seeds.items() if a_space in f and b_space in f}
+        if not complete:
+            verdicts.append(f"- {key[0]} epochs, {key[1]}/class: **not run** (no tables)")
+            continue
+        decisive, curves = True, []
+        for seed, files in sorted(complete.items()):
+            (a, na, ta), (b, nb, tb) = read_errors(files[a_space]), read_errors(files[b_space])
+            c = compare(a, b, alpha=alpha, power=power)
+            curves.append((seed, a, b))
+            decisive &= c["p"] < alpha and c["median"][0] < c["median"][1]
+            need = c["needed"].models if c["needed"].models is not None else "n/a"
+            lines.append(
+                f"| {key[0]} | {key[1]} | {seed} | {len(a)}/{na}, {len(b)}/{nb} | "
+                f"{c['median'][0]:.2f} {stats.ci_text(c['ci'][0], 2)} | {c['median'][1]:.2f} {stats.ci_text(c['ci'][1], 2)} | "
+                f"{c['diff']['estimate']:+.2f} {stats.ci_text(c['diff'], 2)} | {c['d']:.3f} {stats.ci_text(c['d_ci'], 3)} | "
+                f"{c['p']:.3g} | {c['better']['estimate']:.2f} {stats.ci_text(c['better'], 2)} | {c['power']:.2f} | "
+                f"{need} | {(ta + tb) / 3600:.2f} |"
+            )
+        want = len(study["confirmatory_seeds"]) if key != _first(study) else None
+        partial = want is not None and len(complete) < want
+        word = "decisive" if decisive and not partial else "not decisive"
+        tail = f" ({len(complete)} of {want} seeds so far)" if partial else ""
+        verdicts.append(f"- {key[0]} epochs, {key[1]}/class: **{word}** at p < {alpha:g}{tail}")
+        plots.append((f"edf-e{key[0]}-pc{key[1]}.png", _edf_png(curves, key, a_space, b_space)))
+    return "\n".join(lines) + "\n\n" + "\n".join(verdicts), plots
+
+
+def _first(study) -> tuple[int, int]:
+    first = study["grid"][0]
+    return int(first["epochs"]), int(first["per_class"])
+
+
+def _edf_png(curves, key, a_space: str, b_space: str) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=100)
+    styles = ["-", "--", ":", "-."]
+    for i, (seed, a, b) in enumerate(curves):
+        for errors, colour, label in ((a, "C0", a_space), (b, "C3", b_space)):
+            x = np.sort(errors)
+            ax.step(
+                x,
+                np.arange(1, len(x) + 1) / len(x),
+                where="post",
+                color=colour,
+                ls=styles[i % 4],
+                label=f"{label} s{seed}",
+            )
+    ax.set_xlabel("top-1 error (%)")
+    ax.set_ylabel("cumulative prob.")
+    ax.set_title(f"{key[0]} epochs, {key[1]} images/class")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no version stamp: regenerates byte-equal
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    begin, end = f"<!-- findings:{name} -->", f"<!-- /findings:{name} -->"
+    if begin not in text or end not in text:
+        raise SystemExit(f"{DOC} lacks the markers {begin} ... {end}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    study = load_protocol("scale_study")
+    body, plots = scale_block(TABLES / "scale", study)
+    for name, png in plots:
+        (TABLES / "scale" / name).write_bytes(png)
+    images = "\n".join(f"![{n}](findings/scale/{n})" for n, _ in plots)
+    text = replace_block(DOC.read_text(), "scale", f"{body}\n\n{images}" if images else body)
+    DOC.write_text(text)
+    print(f"{DOC.relative_to(REPO)}: scale study table ({len(plots)} rows with data) and {len(plots)} plots")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
