@@ -65,7 +65,7 @@ def scale_block(folder: Path, study) -> tuple[str, list[tuple[str, bytes]]]:
             found.setdefault(key, {}).setdefault(int(m["seed"]), {})[m["space"]] = path
     head = (
         f"| epochs | images/class | seed | n ({a_space}, {b_space}) | {a_space} median | {b_space} median | "
-        "difference | KS D | exact p | P(A beats B) | power at n | models for power "
+        f"difference | KS D | exact p | P({a_space} beats {b_space}) | power at n | models for power "
         f"{power:g} | core-h |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines, verdicts, plots = [head], [], []

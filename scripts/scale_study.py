@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--jobs", type=int, default=int(pop._env("JOBS", str(len(os.sched_getaffinity(0))))))
     p.add_argument("--plan", action="store_true", help="print the rows, seeds and cost estimate; train nothing")
+    p.add_argument("--no-train", action="store_true", help="export the tables of what has run and rebuild findings")
     a = p.parse_args(argv)
     try:
         study = load_protocol("scale_study")
@@ -156,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         line = f"row {row_name(row)}: ~{left / 3600:.2f} core-h left; study so far {spent / 3600:.2f} of {cap / 3600:g}"
         print(line, flush=True)
         if a.plan:
+            continue
+        if a.no_train:
+            for s in group:
+                for space in (sp for sp in s.spaces if s.sweep_dir(sp).is_dir()):
+                    dest = FINDINGS / f"{row_name(row)}-s{s.seed}-{space}.csv"
+                    print(f"{dest.name}: {export(s.sweep_dir(space), dest, study.hash)} models so far", flush=True)
             continue
         if spent + left > cap:
             print(f"CAP: row {row_name(row)} would take the study past {cap / 3600:g} core-hours: not run", flush=True)
