@@ -31,7 +31,8 @@ def read_errors(path: Path) -> tuple[np.ndarray, int, float]:
 
     t = pd.read_csv(path)
     ok = t[t["status"] == "ok"]
-    return ok["top1_err"].to_numpy(float), len(t), float(t["train_time_s"].fillna(0).sum())
+    cpu = t["train_cpu_s"] if "train_cpu_s" in t else t["train_time_s"]  # older tables: wall time
+    return ok["top1_err"].to_numpy(float), len(t), float(cpu.fillna(t["train_time_s"]).fillna(0).sum())
 
 
 def compare(a: np.ndarray, b: np.ndarray, *, alpha: float, power: float) -> dict:

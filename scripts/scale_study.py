@@ -29,7 +29,7 @@ from netspaces.protocol import load_protocol  # noqa: E402
 PROG = "scale-study"
 FINDINGS = pop.REPO / "docs" / "findings" / "scale"
 KEEP = (  # the columns a findings table keeps (a few KB per population)
-    "status name space regime sample sweep_seed seed flops params acts top1_err top5_err epochs train_time_s "
+    "status name space regime sample sweep_seed seed flops params acts top1_err top5_err epochs train_time_s train_cpu_s "
     "identity data schedule depth w0 wa wm group_w bot_mul ds ws gs bs"
 ).split()
 
@@ -60,14 +60,14 @@ def setups(study, base, row: dict, seeds, a) -> list[pop.Setup]:
 
 
 def spent_core_seconds(sweep_dirs: list[Path]) -> tuple[float, float]:
-    """(core-seconds trained, image-epochs trained) over the study's records so far: one
-    thread per job, so a record's train_time_s is its core time."""
+    """(core-seconds trained, image-epochs trained) over the study's records so far: each
+    fit's process CPU time (train_cpu_s; wall time for a record made before it existed)."""
     from netspaces.record import find_records
 
     seconds = work = 0.0
     for d in sweep_dirs:
         for r in find_records(d) if d.is_dir() else []:
-            seconds += float(r.get("train_time_s") or 0)
+            seconds += float(r.get("train_cpu_s") or r.get("train_time_s") or 0)
             cfg = r.get("config") or {}
             work += float(r.get("epochs") or 0) * float((cfg.get("data") or {}).get("limit_per_class") or 0)
     return seconds, work

@@ -30,6 +30,7 @@ RECORD_FIELDS = {
     "top5_err",
     "epochs",
     "train_time_s",
+    "train_cpu_s",
     "config",
     "data",
     "schedule",
@@ -55,7 +56,7 @@ def test_a_run_writes_a_complete_record(tmp_path):
     assert on_disk["epochs"] == 2 == len(on_disk["history"])
     assert 0.0 <= on_disk["top1_err"] <= 100.0 and on_disk["top5_err"] <= on_disk["top1_err"]
     assert on_disk["top1_err_best"] == min(h["top1_err"] for h in on_disk["history"] if h["top1_err"] is not None)
-    assert on_disk["config"]["schedule"]["name"] == "quick" and on_disk["train_time_s"] > 0
+    assert on_disk["config"]["schedule"]["name"] == "quick" and on_disk["train_time_s"] > 0 < on_disk["train_cpu_s"]
     # the trained network: 32 px digits, 10 classes, the simple 3x3 s2 stem
     assert on_disk["trained"]["resolution"] == 32 and on_disk["trained"]["num_classes"] == 10
     assert on_disk["trained"]["stem"] == "simple"

@@ -61,6 +61,7 @@ class Record:
     epochs: int = 0
     epochs_planned: int | None = None
     train_time_s: float | None = None
+    train_cpu_s: float | None = None  # process CPU time of the fit: core-seconds, load-independent
     diverged_at: dict | None = None
     error: str | None = None
     resumed_from_epoch: int | None = None

@@ -70,8 +70,10 @@ class Classifier(LightningModule):
         self.top5 = MulticlassAccuracy(num_classes=num_classes, top_k=min(5, num_classes), average="micro")
         self.history: list[dict] = []  # one entry per finished epoch
         self.prior_time_s = 0.0  # training time of earlier (interrupted) attempts
+        self.prior_cpu_s = 0.0  # and their process CPU time
         self.resumed_from_epoch: int | None = None
         self._started = time.perf_counter()
+        self._cpu_started = time.process_time()
         self._epoch_started = self._started
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
@@ -93,6 +95,7 @@ class Classifier(LightningModule):
 
     def on_train_start(self) -> None:
         self._started = time.perf_counter()
+        self._cpu_started = time.process_time()
 
     def on_train_epoch_start(self) -> None:
         self._epoch_started = time.perf_counter()
@@ -177,11 +180,21 @@ class Classifier(LightningModule):
     def train_time_s(self) -> float:
         return self.prior_time_s + (time.perf_counter() - self._started)
 
+    def train_cpu_s(self) -> float:
+        """CPU time of this process's fit (all its threads): the core-seconds it used, whatever
+        else shared the machine (wall time grows with the load, this does not)."""
+        return self.prior_cpu_s + (time.process_time() - self._cpu_started)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["netspaces"] = {"history": list(self.history), "train_time_s": self.train_time_s()}
+        checkpoint["netspaces"] = {
+            "history": list(self.history),
+            "train_time_s": self.train_time_s(),
+            "train_cpu_s": self.train_cpu_s(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("netspaces", {})
         self.history = list(state.get("history", []))
         self.prior_time_s = float(state.get("train_time_s", 0.0))
+        self.prior_cpu_s = float(state.get("train_cpu_s", 0.0))
         self.resumed_from_epoch = len(self.history)
