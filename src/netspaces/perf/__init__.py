@@ -1,13 +1,21 @@
 """Speed mechanisms, behind one seam: the run enters them through these calls only, models
 never import this package, every mechanism has a `perf.*` switch, and none runs where it
-cannot help (nothing here acts on a CPU run).
+cannot help (keep_freed_memory acts on CPU runs only; the rest on GPU runs only).
 
 Each must earn its place end to end on the workloads users run (benchmarks/mechanisms.py,
 benchmarks/README.md). Eight CPU mechanisms were measured there — a fused BN+ReLU kernel,
 a malloc policy, an OpenMP wait policy with its load probe, thread moving, denormal
 flushing, skipping deterministic mode's NaN fill, gc freezing and conv+BN-folded
-validation — and none reached 1.05x on a 32 px CIFAR-10 population or the digits default,
-so none is here. What is here serves GPU runs:
+validation — and none reached 1.05x on a 32 px CIFAR-10 population or the digits default.
+The malloc policy came back when populations stopped validating every epoch and were
+measured against a plain loop (benchmarks/README.md): see keep_freed_memory.
+
+- keep_freed_memory (CPU): glibc serves each block above its mmap threshold with a fresh
+  mmap and unmaps it on free, and trims the heap top back to the kernel, so a training step
+  pays page faults to get the same activation buffers back every step. Keeping freed memory
+  in the heap removed that (a reproduce-small sweep's system time 14.7 -> 5.1 s).
+
+What else is here serves GPU runs:
 
 - cudnn_benchmark: cuDNN times the conv algorithms once per shape and keeps the fastest
   (Lightning's own option; off in deterministic runs, where autotuning is not allowed);
@@ -20,6 +28,9 @@ The GPU issue's mechanisms (TF32, compile) go here too, each with its switch.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +41,34 @@ class PerfSettings:
 
     cudnn_benchmark: bool = True
     background_checkpoints: bool = True
+    keep_freed_memory: bool = True
+
+
+def process_setup(p: PerfSettings, *, on_gpu: bool) -> list[str]:
+    """Process-wide mechanisms, entered once a run knows its device; the names of those taken."""
+    taken = []
+    if not on_gpu and p.keep_freed_memory and keep_freed_memory():
+        taken.append("keep_freed_memory")
+    return taken
+
+
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+TRIM_THRESHOLD = 2**31 - 1  # bytes: the largest int, i.e. never give the heap top back
+
+
+def keep_freed_memory() -> bool:
+    """glibc: serve every block from the heap (no mmap per large block) and never trim it, so
+    freed activations are reused without page faults; True when glibc took it. The process
+    keeps its peak heap, which a training step reaches every step anyway. Other C libraries
+    (musl, macOS) are left alone."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc: musl has no mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def trainer_options(p: PerfSettings, *, on_gpu: bool, deterministic: bool) -> dict[str, Any]:

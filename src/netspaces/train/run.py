@@ -82,6 +82,7 @@ def _train(cfg: DictConfig, in_sweep: bool) -> dict:
                 identity=ident,
                 history=module.history if module else [],
                 train_time_s=module.train_time_s() if module else time.perf_counter() - started,
+                train_cpu_s=module.train_cpu_s() if module else None,
                 error=error,
                 resumed_from_epoch=module.resumed_from_epoch if module else None,
             )
@@ -121,6 +122,7 @@ def _train(cfg: DictConfig, in_sweep: bool) -> dict:
         identity=ident,
         history=module.history,
         train_time_s=module.train_time_s(),
+        train_cpu_s=module.train_cpu_s(),
         diverged_at=diverged_at,
         resumed_from_epoch=module.resumed_from_epoch,
     )
@@ -150,14 +152,17 @@ def _prepare(s: RunSettings, cfg: DictConfig):
     import torch
     from lightning.pytorch import seed_everything
 
+    from netspaces import perf
     from netspaces.train.checkpoints import usable_checkpoint
     from netspaces.train.data import make_datamodule
     from netspaces.train.loggers import make_loggers
     from netspaces.train.module import Classifier
     from netspaces.train.network import build_network
+    from netspaces.train.trainer import on_gpu
 
     t = s.trainer
     torch.set_num_threads(t.threads)
+    perf.process_setup(s.perf, on_gpu=on_gpu(t.accelerator))
     seed_everything(s.seed, workers=True, verbose=False)
     _, epochs_done = usable_checkpoint(s.run_dir)  # a broken one is set aside here, once
     datamodule = make_datamodule(s.data)
