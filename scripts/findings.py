@@ -146,9 +146,26 @@ def replace_block(text: str, name: str, body: str) -> str:
     return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
+def run_times(folder: Path) -> str:
+    """Wall time of the study's sweeps per row, from the ledger scale_study.py appends to."""
+    import json
+
+    ledger = folder / "ledger.jsonl"
+    if not ledger.is_file():
+        return ""
+    rows: dict[str, float] = {}
+    for line in ledger.read_text().splitlines():
+        entry = json.loads(line)
+        rows[entry["row"]] = rows.get(entry["row"], 0.0) + float(entry["wall_s"])
+    return "Wall time of the sweeps (2 one-thread jobs): " + ", ".join(f"{r} {s / 60:.0f} min" for r, s in rows.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     study = load_protocol("scale_study")
+    base = load_protocol(study["base"])
     body, plots = scale_block(TABLES / "scale", study)
+    times = run_times(TABLES / "scale")
+    body = f"Study {study.label} over {base.label}.\n\n{body}" + (f"\n\n{times}." if times else "")
     for name, png in plots:
         (TABLES / "scale" / name).write_bytes(png)
     images = "\n".join(f"![{n}](findings/scale/{n})" for n, _ in plots)

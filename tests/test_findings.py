@@ -17,7 +17,7 @@ def test_the_findings_document_is_what_its_tables_give():
     body, plots = findings.scale_block(findings.TABLES / "scale", study)
     text = findings.DOC.read_text()
     block = text.split("<!-- findings:scale -->\n", 1)[1].split("\n<!-- /findings:scale -->", 1)[0]
-    assert block.startswith(body)  # the images follow the table
+    assert body in block and block.startswith(f"Study {study.label}")  # then the table, then the images
     assert all((findings.TABLES / "scale" / name).is_file() for name, _ in plots)
     assert len(plots) >= 1 and "| 5 | 500 | 100 | 20/20, 20/20 |" in body  # the protocol's seeds are the first row
 
