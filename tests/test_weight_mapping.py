@@ -19,13 +19,8 @@ from conftest import CIFAR10, IMAGENETTE, REPO, needs, subprocess_env
 from netspaces.cli import main
 from netspaces.errors import UserError
 from netspaces.models.baselines import get_network
-from netspaces.models.pretrained import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    evaluate_folder,
-    load_weights,
-    map_state_dict,
-)
+from netspaces.models.evaluate import IMAGENET_MEAN, IMAGENET_STD, evaluate_folder
+from netspaces.models.pretrained import load_weights, map_state_dict
 from netspaces.space.zoo import REGNETS
 
 

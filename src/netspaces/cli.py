@@ -289,7 +289,8 @@ def cmd_time(a) -> int:
 
 def cmd_load_weights(a) -> int:
     from netspaces.models.baselines import get_network, native_resolution
-    from netspaces.models.pretrained import evaluate_folder, load_weights
+    from netspaces.models.evaluate import evaluate_folder
+    from netspaces.models.pretrained import load_weights
     from netspaces.space.zoo import canonical_name
 
     name = canonical_name(a.name)
@@ -312,7 +313,7 @@ def cmd_load_weights(a) -> int:
     print(f"loaded {loaded.tensors} tensors ({loaded.naming} naming) into {name}")
     if a.eval_root is None:
         return 0
-    from netspaces.models.pretrained import IMAGENET_MEAN, IMAGENET_STD
+    from netspaces.models.evaluate import IMAGENET_MEAN, IMAGENET_STD
     from netspaces.train.data import folder_transforms, open_rgb
     from netspaces.train.settings import DataSettings
 
