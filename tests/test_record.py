@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 from dataclasses import replace
 
 import pytest
@@ -108,3 +110,21 @@ def test_netspaces_collect_command(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_atomic_writes_get_the_umask_mode_even_from_a_0600_writer(tmp_path):
+    """A report or table must be readable by others under the usual umask, whatever mode the
+    writer created its temporary file with (mkstemp creates 0600)."""
+    old = os.umask(0o022)
+    try:
+        with record.atomic_target(tmp_path / "report.html") as tmp:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, b"<html></html>")
+            os.close(fd)
+        path = record.write_atomic(tmp_path / "summary.json", "{}")
+        assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        os.umask(0o077)  # a user who asks for private files gets them
+        assert stat.S_IMODE(record.write_atomic(tmp_path / "private.json", "{}").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

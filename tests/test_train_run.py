@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
-from conftest import TINY, compose_train
+from conftest import REPO, TINY, compose_train
 from netspaces import record as records
 from netspaces.space.sampling import sample_at
 from netspaces.train.module import Classifier
@@ -57,6 +58,9 @@ def test_a_run_writes_a_complete_record(tmp_path):
     assert 0.0 <= on_disk["top1_err"] <= 100.0 and on_disk["top5_err"] <= on_disk["top1_err"]
     assert on_disk["top1_err_best"] == min(h["top1_err"] for h in on_disk["history"] if h["top1_err"] is not None)
     assert on_disk["config"]["schedule"]["name"] == "quick" and on_disk["train_time_s"] > 0 < on_disk["train_cpu_s"]
+    # the code that trained: this checkout's commit (the report's header reads it)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    assert on_disk["git_commit"].removesuffix("+dirty") == head and on_disk["command"].startswith("python ")
     # the trained network: 32 px digits, 10 classes, the simple 3x3 s2 stem
     assert on_disk["trained"]["resolution"] == 32 and on_disk["trained"]["num_classes"] == 10
     assert on_disk["trained"]["stem"] == "simple"
@@ -199,3 +203,11 @@ def test_a_timm_baseline_and_tensorboard(tmp_path):
     assert record["lr"] == pytest.approx(0.2 * 64 / 128) and record["config"]["model"]["weight_decay"] == 1e-5
     assert 380e6 < record["flops"] < 400e6  # EfficientNet-B0 at 224 px (pycls: 0.39 GF)
     assert list((tmp_path / "run" / "logs").glob("events.out.tfevents.*"))
+
+
+def test_command_line_of_a_run_and_of_a_sweep_job():
+    from netspaces.train.results import command_line
+
+    assert command_line(["model=regnetx", "epochs=2"], False) == "python train.py model=regnetx epochs=2"
+    # every job of a sweep shows the sweep's command: the generated sample= is dropped
+    assert command_line(["sample=3", "sweep.n=20"], True) == "python train.py -m sweep.n=20"

@@ -80,6 +80,8 @@ class Record:
     finished_at: str | None = None
     host: str | None = None
     versions: dict = field(default_factory=dict)
+    git_commit: str | None = None  # of the code that trained ("+dirty": uncommitted changes); None outside git
+    command: str | None = None  # the command line that started the run (a sweep's, without sample=)
     config: dict = field(default_factory=dict)  # the resolved config
 
     def __post_init__(self) -> None:
@@ -118,6 +120,20 @@ class DiskFull(OSError):
         return str(self.strerror)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (os.umask can only
+    set it; setting and restoring it would race with other threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_target(path: Path, suffix: str = "") -> Iterator[Path]:
     """A temporary path to write `path`'s content to; on success it is flushed to disk and
@@ -129,6 +145,9 @@ def atomic_target(path: Path, suffix: str = "") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        # a writer may create its file 0600 (mkstemp does); the result gets the mode any new
+        # file gets under the process umask, so reports and tables stay readable by others
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)

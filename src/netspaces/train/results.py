@@ -3,7 +3,10 @@ is netspaces.record's), and the one line printed when a run ends."""
 
 from __future__ import annotations
 
+import functools
 import platform
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +28,47 @@ def network_stub(s: RunSettings) -> dict:
         "sample": m.sample if sampled else None,
         "sweep_seed": m.sweep_seed if sampled else None,
     }
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the checkout netspaces runs from, "+dirty" when it has uncommitted changes;
+    None when it is not a git checkout (an installed package) or git is missing."""
+    root = Path(__file__).resolve().parents[3]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def command_line(task_overrides: list[str] | None, multirun: bool) -> str:
+    """The command that started the run: Hydra's overrides after `train.py`; a sweep's job
+    drops the `sample=` its sweep generated, so every model of a sweep shows the same line."""
+    if task_overrides is None:
+        return " ".join(["python", *sys.argv])
+    args = [a for a in task_overrides if not (multirun and a.startswith("sample="))]
+    return " ".join(["python", "train.py", *(["-m"] if multirun else []), *args])
+
+
+def _hydra_command() -> str:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        return command_line(None, False)
+    if not HydraConfig.initialized():
+        return command_line(None, False)
+    hc = HydraConfig.get()
+    return command_line(list(hc.overrides.task), hc.mode == RunMode.MULTIRUN)
 
 
 def _outcome(history: list[dict], status: str) -> dict:
@@ -92,6 +136,8 @@ def make_record(
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         host=platform.node(),
         versions={"netspaces": netspaces.__version__, "torch": torch.__version__, "lightning": lightning.__version__},
+        git_commit=git_commit(),
+        command=_hydra_command(),
         config=OmegaConf.to_container(cfg, resolve=True),
     )
 
