@@ -45,7 +45,7 @@ clean:  ## remove outputs/ and caches (keeps the shared environment)
 .PHONY: table1 table2 table3 table4 figures reproduce-small scale-study findings bench bench-quick bench-mechanisms
 RESULTS ?=
 TIME_BATCH ?= 4
-TIME_REPEATS ?= 2
+TIME_REPEATS ?= 5
 TABLE_ARGS = --batch $(TIME_BATCH) --repeats $(TIME_REPEATS) $(if $(RESULTS),--results $(RESULTS))
 
 table1: install  ## Table 1: design spaces and their sizes -> outputs/paper/table1.{csv,md}

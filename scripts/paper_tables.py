@@ -7,7 +7,8 @@ Table 4: EfficientNet B0-B5 against RegNetY at matched flops.
 
 Tables 2-4 show flops/params/acts computed here (our analytic counter for zoo models,
 torch's flop counter for timm baselines), CPU inference and training time per image measured
-here at a small batch (`--batch`, `--repeats`), the published error and V100 timings of pycls's
+here at a small batch (`--batch`; the median of `--repeats` timed batches, with their spread
+and a warning when the repeats lie far apart), the published error and V100 timings of pycls's
 model zoo, and our runs' error when `--results DIR` holds run records (else `—`).
 Each table is written to OUT/tableN.csv and OUT/tableN.md and printed.
 """
@@ -17,9 +18,11 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from netspaces.models.timing import SPREAD_WARN_PCT  # noqa: E402  (torch-free at import)
 from paper_reference import REPO, OurError, Published, model_key, our_errors, published  # noqa: E402
 
 DASH = "—"
@@ -82,6 +85,8 @@ COLUMNS = [
     "err_ours",
     "infer_ms_per_img_cpu",
     "train_ms_per_img_cpu",
+    "infer_spread_pct_cpu",
+    "train_spread_pct_cpu",
     "infer_ms_64img_v100_paper",
     "train_hr_8v100_paper",
 ]
@@ -99,7 +104,15 @@ def complexity_of(name: str):
     return complexity(get_model_spec(name), 224)
 
 
-def model_row(group: str, name: str, pub: dict[str, Published], ours: dict[str, OurError], timing: dict | None) -> dict:
+def model_row(
+    group: str,
+    name: str,
+    pub: dict[str, Published],
+    ours: dict[str, OurError],
+    timing: dict | None,
+    warnings: list[str] | None = None,
+) -> dict:
+    """One table row; a timing whose repeats spread too far adds its line to `warnings`."""
     from netspaces.models.baselines import native_resolution
     from netspaces.models.timing import time_model
 
@@ -121,6 +134,8 @@ def model_row(group: str, name: str, pub: dict[str, Published], ours: dict[str, 
         "err_ours": str(mine) if mine else DASH,
         "infer_ms_per_img_cpu": DASH,
         "train_ms_per_img_cpu": DASH,
+        "infer_spread_pct_cpu": DASH,
+        "train_spread_pct_cpu": DASH,
         "infer_ms_64img_v100_paper": f"{p.infer_ms:g}" if p and p.infer_ms else DASH,
         "train_hr_8v100_paper": f"{p.train_hr:g}" if p and p.train_hr else DASH,
     }
@@ -128,6 +143,10 @@ def model_row(group: str, name: str, pub: dict[str, Published], ours: dict[str, 
         t = time_model(name, resolution=res, **timing)
         row["infer_ms_per_img_cpu"] = f"{t.forward_ms_per_image:.1f}"
         row["train_ms_per_img_cpu"] = f"{t.train_ms_per_image:.1f}"
+        row["infer_spread_pct_cpu"] = f"{t.forward_spread_pct:.0f}"
+        row["train_spread_pct_cpu"] = f"{t.train_spread_pct:.0f}"
+        if warnings is not None and t.spread_warning():
+            warnings.append(t.spread_warning())
     return row
 
 
@@ -189,13 +208,31 @@ def build(name: str, *, out: Path, results: Path | None, timing: dict | None) ->
         )
     title, models = TABLES[name]
     pub, ours = published(), our_errors(results)
-    rows = []
-    for group, model in models:
-        rows.append(model_row(group, model, pub, ours, timing))
-        print(f"  {name}: {model} done", file=sys.stderr, flush=True)
+    rows: list[dict] = []
+    warnings: list[str] = []
+    started = time.perf_counter()
+    for i, (group, model) in enumerate(models, 1):
+        print(
+            f"  {name} [{i}/{len(models)}] {model}: {'counting and timing' if timing else 'counting'}",
+            file=sys.stderr,
+            flush=True,
+        )
+        rows.append(model_row(group, model, pub, ours, timing, warnings))
+        print(
+            f"  {name} [{i}/{len(models)}] {model} done, {_eta(started, i, len(models))}", file=sys.stderr, flush=True
+        )
+    for w in warnings:
+        print(f"  {name}: warning: {w}", file=sys.stderr, flush=True)
     how = (
         f"CPU times: ms per image, batch {timing['batch']}, median of {timing['repeats']} after "
-        f"{timing['warmup']} warm-up, {rows and _threads()} threads"
+        f"{timing['warmup']} warm-up, {rows and _threads()} threads; spread: (max - min) / median of the "
+        f"repeats, % ({len(warnings)} model(s) over {SPREAD_WARN_PCT:g}%"
+        + (
+            ": " + ", ".join(w.split(":")[0] for w in warnings) + " — time them again on a quiet machine"
+            if warnings
+            else ""
+        )
+        + ")"
         if timing
         else "CPU times: not measured"
     )
@@ -205,6 +242,13 @@ def build(name: str, *, out: Path, results: Path | None, timing: dict | None) ->
         f"{how}. Paper times: pycls MODEL_ZOO (V100s)."
     )
     return write_table(name, title, rows, COLUMNS, out, shown=SHOWN, note=note)
+
+
+def _eta(started: float, done: int, total: int) -> str:
+    """Elapsed time and a linear estimate of what is left (rows differ in size: a rough one)."""
+    elapsed = time.perf_counter() - started
+    left = elapsed / done * (total - done)
+    return f"{elapsed:.0f} s elapsed, ~{left:.0f} s left"
 
 
 def _threads() -> int:
@@ -219,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "outputs" / "paper")
     p.add_argument("--results", type=Path, default=None, help="directory of our runs (result.json files)")
     p.add_argument("--batch", type=int, default=4, help="batch for the CPU timings")
-    p.add_argument("--repeats", type=int, default=2, help="timed batches per model (median)")
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5, help="timed batches per model (median and spread)")
+    p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-timing", action="store_true", help="skip the CPU timings")
     a = p.parse_args(argv)

@@ -80,6 +80,48 @@ def test_table2_with_toy_timing_writes_csv_and_markdown(tmp_path, capsys):
     assert "| RegNetY-600MF | 224 | 0.60 |" in capsys.readouterr().out
 
 
+def test_tables_2_and_4_keep_their_row_order_and_units_with_timing_medians_and_spread(tmp_path, monkeypatch, capsys):
+    """A small subset of each table's rows (the cheapest models, toy batch): rows in the declared
+    order, ms per image as plain numbers, the spread of the repeats as %, the note naming the
+    median of the repeats; a spread above the limit gives a warning naming the model."""
+    subset = {
+        "table2": [("mobile", "RegNetX-400MF"), ("mobile", "RegNetY-400MF"), ("mobile", "mobilenetv2_100")],
+        "table4": [("B0", "EfficientNet-B0"), ("B0", "RegNetY-400MF")],
+    }
+    for name, rows in subset.items():
+        monkeypatch.setitem(paper_tables.TABLES, name, (paper_tables.TABLES[name][0], rows))
+    args = ["--out", str(tmp_path), "--batch", "2", "--repeats", "3", "--warmup", "1", "--threads", "1"]
+    assert paper_tables.main(["table2", "table4", *args]) == 0
+    for name, declared in subset.items():
+        with open(tmp_path / f"{name}.csv", newline="") as f:
+            reader = csv.DictReader(f)
+            assert reader.fieldnames == paper_tables.COLUMNS
+            rows = list(reader)
+        assert [(r["group"], r["model"]) for r in rows] == declared
+        for r in rows:
+            for column in ("infer_ms_per_img_cpu", "train_ms_per_img_cpu"):
+                assert float(r[column]) > 0, (name, r["model"], column)
+            for column in ("infer_spread_pct_cpu", "train_spread_pct_cpu"):
+                assert float(r[column]) >= 0 and r[column].isdigit(), (name, r["model"], column)
+        md = (tmp_path / f"{name}.md").read_text()
+        assert "median of 3 after 1 warm-up" in md and "(max - min) / median of the repeats, %" in md
+        header = md.splitlines()[2]
+        assert "infer_ms_per_img_cpu | train_ms_per_img_cpu | infer_spread_pct_cpu" in header
+    err = capsys.readouterr().err
+    assert "table4 [2/2] RegNetY-400MF done" in err and "s left" in err
+
+
+def test_a_timing_whose_repeats_spread_too_far_is_flagged():
+    from netspaces.models.timing import SPREAD_WARN_PCT, Timing, spread_pct
+
+    assert spread_pct([10.0, 11.0, 12.0]) == pytest.approx(100 * 2 / 11) and spread_pct([7.0]) == 0.0
+    steady = Timing("RegNetX-400MF", "cpu", 4, 224, 2, 5, 10.0, 30.0, 5.0, 8.0)
+    busy = Timing("EfficientNet-B1", "cpu", 4, 240, 2, 5, 458.0, 286.0, 61.0, 12.0)
+    assert steady.spread_warning() is None
+    assert busy.spread_warning().startswith("EfficientNet-B1: repeats spread 61% (forward)")
+    assert f"over {SPREAD_WARN_PCT:g}%" in busy.spread_warning()
+
+
 def test_tables_3_and_4_pair_models_of_matched_flops(tmp_path):
     assert paper_tables.main(["table3", "table4", "--out", str(tmp_path), "--no-timing"]) == 0
     t3, t4 = read_rows(tmp_path / "table3.csv"), read_rows(tmp_path / "table4.csv")

@@ -3,7 +3,10 @@ inference and training-time columns (pycls `time_model`), for zoo names and timm
 
 Forward runs in eval mode under no_grad; forward+backward in train mode with a
 cross-entropy loss and no optimizer step (pycls's `train_fw_bw_time`). Each is warmed up,
-then timed over `repeats` batches; the median is reported. On CPU the model and the input
+then timed over `repeats` batches; the median is reported with the spread of the repeats
+((max - min) / median, %): a spread above SPREAD_WARN_PCT says the machine was busy or the
+clock unsteady, and the number should not be trusted (no CPU-load probe: the repeats are the
+evidence). On CPU the model and the input
 are channels_last (measured faster for RegNets here), except for networks with depthwise
 convs (EfficientNet, MobileNet): PyTorch's CPU depthwise backward is several times slower
 in channels_last.
@@ -23,6 +26,7 @@ if TYPE_CHECKING:  # torch loads only when something is timed: `netspaces descri
     from torch import nn
 
 DEVICES = ("cpu", "cuda")
+SPREAD_WARN_PCT = 20.0  # repeats further apart than this (relative to their median) are flagged
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Timing:
     repeats: int
     forward_ms: float  # median per batch
     train_ms: float  # median per batch: forward + backward
+    forward_spread_pct: float = 0.0  # (max - min) / median of the repeats, %
+    train_spread_pct: float = 0.0
 
     @property
     def forward_ms_per_image(self) -> float:
@@ -43,6 +49,17 @@ class Timing:
     @property
     def train_ms_per_image(self) -> float:
         return self.train_ms / self.batch
+
+    def spread_warning(self) -> str | None:
+        """One line when either median rests on repeats further apart than SPREAD_WARN_PCT."""
+        worst = max(self.forward_spread_pct, self.train_spread_pct)
+        if worst <= SPREAD_WARN_PCT:
+            return None
+        return (
+            f"{self.model}: repeats spread {self.forward_spread_pct:.0f}% (forward) and "
+            f"{self.train_spread_pct:.0f}% (forward+backward) around the median, over {SPREAD_WARN_PCT:g}%: "
+            "the machine was busy; time again on a quiet one or with more repeats"
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -80,6 +97,17 @@ def _sync(device: str) -> None:
 
 def median_ms(fn: Callable[[], object], *, repeats: int, warmup: int, device: str = "cpu") -> float:
     """Median wall time of `fn` in milliseconds after `warmup` untimed calls."""
+    return statistics.median(sample_ms(fn, repeats=repeats, warmup=warmup, device=device))
+
+
+def spread_pct(times: list[float]) -> float:
+    """(max - min) / median of the repeats, in % (0 for a single repeat)."""
+    mid = statistics.median(times)
+    return 100.0 * (max(times) - min(times)) / mid if mid > 0 else 0.0
+
+
+def sample_ms(fn: Callable[[], object], *, repeats: int, warmup: int, device: str = "cpu") -> list[float]:
+    """Wall time of each of `repeats` calls of `fn`, in milliseconds, after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -88,8 +116,8 @@ def median_ms(fn: Callable[[], object], *, repeats: int, warmup: int, device: st
         t0 = time.perf_counter()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
 
 
 def forward_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
@@ -156,10 +184,10 @@ def time_module(
     was_training = model.training
     try:
         model.eval()
-        fwd = median_ms(forward_fn(model, x), repeats=repeats, warmup=warmup, device=device)
+        fwd = sample_ms(forward_fn(model, x), repeats=repeats, warmup=warmup, device=device)
         model.train()
         try:
-            train = median_ms(train_fn(model, x, y), repeats=repeats, warmup=warmup, device=device)
+            train = sample_ms(train_fn(model, x, y), repeats=repeats, warmup=warmup, device=device)
         except ValueError as e:  # BatchNorm in training needs > 1 value per channel
             raise UserError(
                 f"forward+backward of {name} fails at batch {batch}, {resolution} px: "
@@ -169,7 +197,18 @@ def time_module(
         model.train(was_training)
         for p in model.parameters():
             p.grad = None
-    return Timing(name, device, batch, resolution, torch.get_num_threads(), repeats, fwd, train)
+    return Timing(
+        name,
+        device,
+        batch,
+        resolution,
+        torch.get_num_threads(),
+        repeats,
+        statistics.median(fwd),
+        statistics.median(train),
+        spread_pct(fwd),
+        spread_pct(train),
+    )
 
 
 def time_model(
