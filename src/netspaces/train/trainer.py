@@ -40,7 +40,7 @@ def on_gpu(accelerator: str) -> bool:
 
 def build_trainer(s: RunSettings, loggers: list):
     from lightning.pytorch import Trainer
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     t = s.trainer
     gpu = on_gpu(t.accelerator)
@@ -66,8 +66,10 @@ def build_trainer(s: RunSettings, loggers: list):
 
         callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
     progress = sys.stderr.isatty() if t.progress_bar is None else t.progress_bar
-    if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=20))
+    if progress:  # rich bar per epoch (train/progress.py); Lightning's own bar stays off
+        from netspaces.train.progress import RichProgress
+
+        callbacks.append(RichProgress())
     plugins: list = [perf.checkpoint_writer(AtomicCheckpointIO(), s.perf, on_gpu=gpu)]
     strategy: Any = "auto"
     if t.distributed:
@@ -89,7 +91,7 @@ def build_trainer(s: RunSettings, loggers: list):
         logger=loggers,
         callbacks=callbacks,
         plugins=plugins,
-        enable_progress_bar=progress,
+        enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=t.log_every_n_steps,
