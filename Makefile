@@ -42,7 +42,7 @@ clean:  ## remove outputs/ and caches (keeps the shared environment)
 # Tables: TIME_BATCH/TIME_REPEATS size the CPU timings; RESULTS=dir adds our runs' errors.
 # Figures / reproduce-small: DATA_ROOT (CIFAR-10 ImageFolder or torchvision copy), N, EPOCHS,
 # REGIME, PER_CLASS, LAUNCHER=joblib JOBS=2 are read from the environment by the scripts.
-.PHONY: table1 table2 table3 table4 figures reproduce-small scale-study findings bench bench-quick bench-mechanisms
+.PHONY: table1 table2 table3 table4 figures reproduce-small scale-study chain findings bench bench-quick bench-mechanisms
 RESULTS ?=
 TIME_BATCH ?= 4
 TIME_REPEATS ?= 5
@@ -68,6 +68,9 @@ reproduce-small: install  ## RegNetX vs AnyNetX_A under protocols/reproduce_smal
 
 scale-study: install  ## the pre-declared scale study (protocols/scale_study.yaml; resumable; ~5 h of 2 cores)
 	$(RUN) scripts/scale_study.py $(ARGS)
+
+chain: install  ## the paper's chain A->B->C->D->E->RegNetX->RegNetY (protocols/chain.yaml; after scale-study; ~2 h)
+	$(RUN) scripts/chain.py $(ARGS)
 
 findings: install  ## rebuild docs/findings.md's tables and plots from docs/findings/*.csv (no training)
 	$(RUN) scripts/findings.py

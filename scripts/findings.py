@@ -3,7 +3,8 @@ population tables under docs/findings/ (no training, no checkpoint, no W&B).
 
 Each generated block of docs/findings.md sits between `<!-- findings:NAME -->` and
 `<!-- /findings:NAME -->`; the prose around the blocks is written by people and left alone.
-Blocks: `scale` (the pre-declared scale study, protocols/scale_study.yaml).
+Blocks: `scale` (the pre-declared scale study, protocols/scale_study.yaml) and `chain` (the
+paper's design-space chain, protocols/chain.yaml).
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def compare(a: np.ndarray, b: np.ndarray, *, alpha: float, power: float) -> dict
     }
 
 
-def scale_block(folder: Path, study) -> tuple[str, list[tuple[str, bytes]]]:
-    """The scale study's table (one line per row and seed, then each row's verdict) and one
-    EDF plot per row."""
+def scale_block(folder: Path, study) -> tuple[str, list[tuple[str, bytes]], dict[tuple[int, int], str]]:
+    """The scale study's table (one line per row and seed, then each row's verdict), one EDF
+    plot per row, and each row's status: decisive, not decisive, partial or not run."""
     a_space, b_space = study["spaces"]
     alpha, power = float(study["alpha"]), float(study["power_target"])
     found: dict[tuple[int, int], dict[int, dict[str, Path]]] = {}
@@ -69,13 +70,14 @@ def scale_block(folder: Path, study) -> tuple[str, list[tuple[str, bytes]]]:
         f"difference | KS D | exact p | P({a_space} beats {b_space}) | power at n | models for power "
         f"{power:g} | core-h |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
-    lines, verdicts, plots = [head], [], []
+    lines, verdicts, plots, statuses = [head], [], [], {}
     for row in study["grid"]:
         key = (int(row["epochs"]), int(row["per_class"]))
         seeds = found.get(key, {})
         complete = {s: f for s, f in seeds.items() if a_space in f and b_space in f}
         if not complete:
             verdicts.append(f"- {key[0]} epochs, {key[1]}/class: **not run** (no tables)")
+            statuses[key] = "not run"
             continue
         decisive, curves = True, []
         for seed, files in sorted(complete.items()):
@@ -94,10 +96,11 @@ def scale_block(folder: Path, study) -> tuple[str, list[tuple[str, bytes]]]:
         want = len(study["confirmatory_seeds"]) if key != _first(study) else None
         partial = want is not None and len(complete) < want
         word = "decisive" if decisive and not partial else "not decisive"
+        statuses[key] = "partial" if partial else word
         tail = f" ({len(complete)} of {want} seeds so far)" if partial else ""
         verdicts.append(f"- {key[0]} epochs, {key[1]}/class: **{word}** at p < {alpha:g}{tail}")
         plots.append((f"edf-e{key[0]}-pc{key[1]}.png", _edf_png(curves, key, a_space, b_space)))
-    return "\n".join(lines) + "\n\n" + "\n".join(verdicts), plots
+    return "\n".join(lines) + "\n\n" + "\n".join(verdicts), plots, statuses
 
 
 def _first(study) -> tuple[int, int]:
@@ -137,6 +140,82 @@ def _edf_png(curves, key, a_space: str, b_space: str) -> bytes:
     return buf.getvalue()
 
 
+def step_verdict(claim: str, diff: dict, p: float, median_to: float, median_from: float) -> str:
+    """protocols/chain.yaml's rules: no_loss by the CI of the median difference against +-1
+    point; better by the exact KS p < 0.01 and the direction of the medians."""
+    if claim == "no_loss":
+        lo, hi = diff["lo"], diff["hi"]
+        if lo is None or hi is None:
+            return "inconclusive"
+        return "agree" if -1 <= lo and hi <= 1 else "disagree" if hi < -1 or lo > 1 else "inconclusive"
+    if p < 0.01:
+        return "agree" if median_to < median_from else "disagree"
+    return "inconclusive"
+
+
+def chain_block(folder: Path, chain) -> tuple[str, list[tuple[str, bytes]]]:
+    """Each step of the chain: the paper's claim, what was measured, the declared verdict; then
+    RegNetX's good ranges beside the paper's trends; one EDF plot of every population."""
+    import pandas as pd
+
+    from netspaces.analysis.bootstrap import good_range
+
+    errors = {sp: read_errors(folder / f"{sp}.csv") for sp in chain["spaces"] if (folder / f"{sp}.csv").is_file()}
+    if not errors:
+        return "(not run yet)", []
+    lines = [
+        "| step | paper | claim | n | median from → to | difference (to − from) | KS D | exact p | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for step in chain["steps"]:
+        a, b = step["from"], step["to"]
+        if a not in errors or b not in errors:
+            lines.append(f"| {a} → {b} | {step['paper']} | {step['claim']} | not run | | | | | |")
+            continue
+        (xa, na, _), (xb, nb, _) = errors[a], errors[b]
+        diff = stats.median_diff_ci(xb, xa)
+        p, _ = ks_pvalue(xa, xb)
+        ma, mb = float(np.median(xa)), float(np.median(xb))
+        lines.append(
+            f"| {a} → {b} | {step['paper']} | {step['claim'].replace('_', ' ')} | {len(xa)}/{na}, {len(xb)}/{nb} | "
+            f"{ma:.2f} → {mb:.2f} | {diff['estimate']:+.2f} {stats.ci_text(diff, 2)} | {ks_statistic(xa, xb):.3f} | "
+            f"{p:.3g} | **{step_verdict(step['claim'], diff, p, mb, ma)}** |"
+        )
+    trends = []
+    if (folder / "regnetx.csv").is_file():
+        t = pd.read_csv(folder / "regnetx.csv")
+        ok = t[t["status"] == "ok"]
+        trends = ["", "| RegNetX parameter | good range (median) | paper |", "|---|---|---|"]
+        for param, paper in chain["trends"].items():
+            r = good_range(ok["top1_err"].to_numpy(float), ok[param].to_numpy(float))
+            trends.append(f"| {param} | {r['lo']:.3g} – {r['hi']:.3g} ({r['median']:.3g}) | {paper} |")
+    png = _chain_png({sp: e[0] for sp, e in errors.items()})
+    return "\n".join(lines + trends), [("edf-chain.png", png)]
+
+
+def _chain_png(errors: dict[str, np.ndarray]) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=100)
+    for i, (space, e) in enumerate(errors.items()):
+        x = np.sort(e)
+        ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", color=f"C{i}", label=space)
+    ax.set_xlabel("top-1 error (%)")
+    ax.set_ylabel("cumulative prob.")
+    ax.set_title("the chain: error EDFs")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     begin, end = f"<!-- findings:{name} -->", f"<!-- /findings:{name} -->"
     if begin not in text or end not in text:
@@ -163,15 +242,22 @@ def run_times(folder: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     study = load_protocol("scale_study")
     base = load_protocol(study["base"])
-    body, plots = scale_block(TABLES / "scale", study)
+    body, plots, _ = scale_block(TABLES / "scale", study)
     times = run_times(TABLES / "scale")
     body = f"Study {study.label} over {base.label}.\n\n{body}" + (f"\n\n{times}." if times else "")
     for name, png in plots:
         (TABLES / "scale" / name).write_bytes(png)
     images = "\n".join(f"![{n}](findings/scale/{n})" for n, _ in plots)
     text = replace_block(DOC.read_text(), "scale", f"{body}\n\n{images}" if images else body)
+    chain = load_protocol("chain")
+    chain_body, chain_plots = chain_block(TABLES / "chain", chain)
+    for name, png in chain_plots:
+        (TABLES / "chain" / name).write_bytes(png)
+    chain_images = "\n".join(f"![{n}](findings/chain/{n})" for n, _ in chain_plots)
+    chain_body = f"Chain {chain.label} over {load_protocol(chain['base']).label}.\n\n{chain_body}"
+    text = replace_block(text, "chain", f"{chain_body}\n\n{chain_images}" if chain_images else chain_body)
     DOC.write_text(text)
-    print(f"{DOC.relative_to(REPO)}: scale study table ({len(plots)} rows with data) and {len(plots)} plots")
+    print(f"{DOC.relative_to(REPO)}: scale study ({len(plots)} rows with data), chain ({len(chain_plots)} plot)")
     return 0
 
 

@@ -14,12 +14,13 @@ import findings  # noqa: E402
 
 def test_the_findings_document_is_what_its_tables_give():
     study = load_protocol("scale_study")
-    body, plots = findings.scale_block(findings.TABLES / "scale", study)
+    body, plots, statuses = findings.scale_block(findings.TABLES / "scale", study)
     text = findings.DOC.read_text()
     block = text.split("<!-- findings:scale -->\n", 1)[1].split("\n<!-- /findings:scale -->", 1)[0]
     assert body in block and block.startswith(f"Study {study.label}")  # then the table, then the images
     assert all((findings.TABLES / "scale" / name).is_file() for name, _ in plots)
     assert len(plots) >= 1 and "| 5 | 500 | 100 | 20/20, 20/20 |" in body  # the protocol's seeds are the first row
+    assert statuses[(5, 500)] == "not decisive"  # p = 0.004, 0.012, 0.034 against alpha 1e-3
 
 
 def test_the_study_is_declared_and_its_plan_fits_the_cap(tmp_path):
@@ -40,3 +41,46 @@ def test_the_study_is_declared_and_its_plan_fits_the_cap(tmp_path):
     estimates = [float(line.split("~")[1].split()[0]) for line in done.stdout.splitlines() if line.startswith("row ")]
     assert len(estimates) == len(study["grid"]) - 1 and sum(estimates) <= float(study["cpu_hours_cap"])
     assert f"({study.hash})" in done.stdout
+
+
+def test_chain_verdicts_follow_the_declared_rules():
+    ci = lambda lo, hi: {"estimate": (lo + hi) / 2, "lo": lo, "hi": hi}  # noqa: E731
+    assert findings.step_verdict("no_loss", ci(-0.5, 0.8), 0.5, 60, 60) == "agree"
+    assert findings.step_verdict("no_loss", ci(1.2, 3.0), 0.5, 62, 60) == "disagree"
+    assert findings.step_verdict("no_loss", ci(-2.0, -1.5), 0.5, 58, 60) == "disagree"
+    assert findings.step_verdict("no_loss", ci(-0.5, 1.5), 0.5, 60, 60) == "inconclusive"
+    assert findings.step_verdict("better", ci(-3, -1), 0.004, 58, 62) == "agree"
+    assert findings.step_verdict("better", ci(1, 3), 0.004, 62, 58) == "disagree"
+    assert findings.step_verdict("better", ci(-3, 0.5), 0.03, 58, 60) == "inconclusive"
+
+
+def test_the_chain_block_reads_population_tables(tmp_path):
+    import shutil
+
+    scale = findings.TABLES / "scale"
+    # real tables standing in for two adjacent spaces of the chain (the protocol's seed 100)
+    shutil.copy(scale / "e5-pc500-s100-anynetx_a.csv", tmp_path / "anynetx_e.csv")
+    shutil.copy(scale / "e5-pc500-s100-regnetx.csv", tmp_path / "regnetx.csv")
+    body, plots = findings.chain_block(tmp_path, load_protocol("chain"))
+    step = next(line for line in body.splitlines() if line.startswith("| anynetx_e → regnetx"))
+    assert "62.50 → 57.86" in step and "0.00397" in step and "**agree**" in step
+    assert "| anynetx_a → anynetx_b |" in body and "not run" in body.split("anynetx_a → anynetx_b")[1].split("\n")[0]
+    assert "| depth |" in body and "| wm |" in body and [n for n, _ in plots] == ["edf-chain.png"]
+
+
+def test_the_chain_waits_for_the_scale_study():
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "chain.py"), "--plan"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    statuses = findings.scale_block(findings.TABLES / "scale", load_protocol("scale_study"))[2]
+    if (
+        any(s in ("not run", "partial") for s in statuses.values())
+        and not (findings.TABLES / "scale" / "not_run.json").is_file()
+    ):
+        assert done.returncode == 2 and "unfinished rows" in done.stderr
+    else:
+        assert done.returncode == 0 and "models per space" in done.stdout

@@ -32,6 +32,7 @@ FIXED = {
 }
 STUDY_KEYS = ("name", "version", "base", "spaces", "models_per_space", "grid", "confirmatory_seeds", "alpha")
 STUDY_KEYS += ("power_target", "cpu_hours_cap")
+CHAIN_KEYS = ("name", "version", "base", "spaces", "steps", "rules", "sweep_seed", "budget_core_hours", "trends")
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,14 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         raise UserError(f"no protocol {str(name_or_path)!r}; known: {known}")
     raw = path.read_bytes()
     values = OmegaConf.to_container(OmegaConf.create(raw.decode()))
-    # a study (a grid of settings over a base protocol) fixes its own keys
-    needed = STUDY_KEYS if "grid" in values else (*FIXED, "name", "version", "alpha", "confirmatory_seeds")
+    # a study (a grid of settings) and a chain (steps between spaces) refine a base protocol
+    needed = (
+        STUDY_KEYS
+        if "grid" in values
+        else CHAIN_KEYS
+        if "steps" in values
+        else (*FIXED, "name", "version", "alpha", "confirmatory_seeds")
+    )
     missing = [k for k in needed if k not in values]
     if missing:
         raise UserError(f"protocol {path} lacks {', '.join(missing)}")

@@ -1,0 +1,107 @@
+"""`make chain`: the paper's design-space chain at CPU scale (protocols/chain.yaml).
+
+Trains one population per space of the chain (AnyNetX_A, B, C, D, E, RegNetX, RegNetY) under
+the base protocol's choices, at the setting the chain's rule picks from the finished scale
+study, with the number of models per space its budget rule gives; exports each population's
+small table to docs/findings/chain/ and regenerates docs/findings.md. Rerunning the same command
+resumes (finished models are never trained again). `--plan` prints the choice and trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+import findings  # noqa: E402
+import populations as pop  # noqa: E402
+from netspaces.errors import UserError  # noqa: E402
+from netspaces.protocol import load_protocol  # noqa: E402
+from scale_study import export  # noqa: E402
+
+PROG = "chain"
+CHAIN_TABLES = findings.TABLES / "chain"
+
+
+def choose_setting(chain, study) -> tuple[int, int]:
+    """(epochs, images per class) by the chain's rule; UserError while the study is unfinished."""
+    import json
+
+    folder = findings.TABLES / "scale"
+    _, _, statuses = findings.scale_block(folder, study)
+    capped = set(json.loads((folder / "not_run.json").read_text())) if (folder / "not_run.json").is_file() else set()
+    open_rows = [
+        f"e{e}-pc{c}"
+        for (e, c), status in statuses.items()
+        if status == "partial" or (status == "not run" and f"e{e}-pc{c}" not in capped)
+    ]
+    if open_rows:
+        raise UserError(f"the scale study has unfinished rows ({', '.join(open_rows)}): run `make scale-study` first")
+    decisive = [key for key, status in statuses.items() if status == "decisive"]
+    if decisive:
+        return min(decisive, key=lambda k: (k[0] * k[1], k[1]))
+    first = study["grid"][0]
+    return int(first["epochs"]), int(first["per_class"])
+
+
+def core_seconds_per_model(epochs: int, per_class: int) -> float:
+    """From the scale study's tables with CPU times: core-seconds per epoch x image per class."""
+    import pandas as pd
+
+    seconds = work = 0.0
+    for path in (findings.TABLES / "scale").glob("*.csv"):
+        t = pd.read_csv(path)
+        m = findings.NAME.match(path.name)
+        if m and "train_cpu_s" in t and t["train_cpu_s"].notna().all():
+            seconds += float(t["train_cpu_s"].sum())
+            work += len(t) * int(m["epochs"]) * int(m["per_class"])
+    if work == 0:
+        raise UserError("no scale-study table with CPU times yet: the models per space cannot be sized")
+    return seconds / work * epochs * per_class
+
+
+def models_per_space(chain, t_model: float) -> int:
+    n = int(float(chain["budget_core_hours"]) * 3600 / (len(chain["spaces"]) * t_model))
+    return max(4, min(64, n - n % 4))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", type=Path, default=Path(pop._env("DATA_ROOT", str(pop.DEFAULT_DATA))))
+    p.add_argument("--out", type=Path, default=Path(pop._env("OUT", str(pop.REPO / "outputs/paper/chain"))))
+    p.add_argument("--jobs", type=int, default=int(pop._env("JOBS", str(len(os.sched_getaffinity(0))))))
+    p.add_argument("--plan", action="store_true", help="print the setting and models per space; train nothing")
+    a = p.parse_args(argv)
+    try:
+        chain = load_protocol("chain")
+        base, study = load_protocol(chain["base"]), load_protocol("scale_study")
+        if not a.plan and chain.is_committed() is False:
+            raise UserError(f"{chain.path} differs from its committed version; the chain runs only as committed")
+        epochs, per_class = choose_setting(chain, study)
+        n = models_per_space(chain, core_seconds_per_model(epochs, per_class))
+    except UserError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"chain {chain.label}: {epochs} epochs, {per_class} images/class, {n} models per space, sweep seed {chain['sweep_seed']}"
+    )
+    if a.plan:
+        return 0
+    s = pop.Setup(
+        tuple(chain["spaces"]), n, epochs, str(base["regime"]), per_class, a.data_root.resolve(), a.out.resolve(),
+        int(chain["sweep_seed"]), "joblib", a.jobs, stem=str(base["stem"]), draw=str(base["draw"]), protocol=chain.hash,
+    )  # fmt: skip
+    for space in s.spaces:
+        pop.step(f"train {space}")
+        pop.train_population(s, space)
+        pop.netspaces("collect", str(s.sweep_dir(space)))
+        dest = CHAIN_TABLES / f"{space}.csv"
+        print(f"{dest.name}: {export(s.sweep_dir(space), dest, chain.hash)} models", flush=True)
+    return findings.main([])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
