@@ -19,13 +19,7 @@ from lightning.pytorch.callbacks import Callback
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-
-def clock(seconds: float) -> str:
-    """h:mm:ss, or m:ss under an hour."""
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+from netspaces.train.sweep import clock
 
 
 class RichProgress(Callback):

@@ -50,12 +50,14 @@ def git_commit() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def command_line(task_overrides: list[str] | None, multirun: bool) -> str:
-    """The command that started the run: Hydra's overrides after `train.py`; a sweep's job
-    drops the `sample=` its sweep generated, so every model of a sweep shows the same line."""
+def command_line(task_overrides: list[str] | None, multirun: bool, hydra_overrides: tuple[str, ...] = ()) -> str:
+    """The command that started the run: Hydra's overrides after `train.py` (the user's
+    hydra/... ones first, Hydra's own hydra.mode left out); a sweep's job drops the `sample=`
+    its sweep generated, so every model of a sweep shows the same line."""
     if task_overrides is None:
         return " ".join(["python", *sys.argv])
-    args = [a for a in task_overrides if not (multirun and a.startswith("sample="))]
+    args = [a for a in hydra_overrides if not a.startswith("hydra.mode=")]
+    args += [a for a in task_overrides if not (multirun and a.startswith("sample="))]
     return " ".join(["python", "train.py", *(["-m"] if multirun else []), *args])
 
 
@@ -68,7 +70,7 @@ def _hydra_command() -> str:
     if not HydraConfig.initialized():
         return command_line(None, False)
     hc = HydraConfig.get()
-    return command_line(list(hc.overrides.task), hc.mode == RunMode.MULTIRUN)
+    return command_line(list(hc.overrides.task), hc.mode == RunMode.MULTIRUN, tuple(hc.overrides.hydra))
 
 
 def _outcome(history: list[dict], status: str) -> dict:

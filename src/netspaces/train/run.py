@@ -279,7 +279,7 @@ def hydra_job(cfg: DictConfig) -> dict | None:
     if in_sweep and "config" in result:  # the full record: rank 0 (SLURM runs every rank's task)
         from netspaces.train.sweep import refresh_population
 
-        refresh_population(run_dir.parent)
+        refresh_population(run_dir.parent, result)  # and "model k of N done" for the sweep
     return result
 
 

@@ -4,14 +4,19 @@ Layout (conf/launch.yaml): outputs/sweeps/<sweep.name>/sample_NNN/result.json, w
 sweep.name = <space>-<regime>-<data>-<schedule>-s<sweep seed>. Job i trains sample i of
 (space, regime, block, sweep seed): rerunning the command finds the same directories, skips
 finished samples and resumes interrupted ones. The table is rebuilt after every job (under
-a lock) and once more when the sweep ends.
+a lock) and once more when the sweep ends. After each job the sweep says how far it is:
+"model k of N done (status, top1_err), ETA", counted from the records in the sweep directory
+(the source of truth, whichever process, joblib worker or SLURM task, ran the job).
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import logging
+import os
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,14 +29,55 @@ from netspaces.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# set by the launching process for its jobs (joblib workers and submitit tasks inherit it):
+# {"dir": sweep directory, "planned": models in the population (None: not known),
+#  "started": time.time() at the start, "since": the same as an ISO time (records' finished_at)}
+PROGRESS_ENV = "NETSPACES_SWEEP_PROGRESS"
 
-def refresh_population(sweep_dir: Path) -> None:
-    """Rebuild the sweep's table; a failure here never fails the job that just finished."""
+
+def clock(seconds: float) -> str:
+    """h:mm:ss, or m:ss under an hour."""
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def progress_line(records: list[dict], finished: dict, planned: int | None, started: float, since: str) -> str:
+    """The line "model k of N done (status, top1_err), ETA". k is the finished model's place
+    among the records in the sweep directory by when they finished (interrupted ones are still
+    to do), so two workers finishing together never print the same k; the ETA extrapolates
+    this command's pace (its records per second of wall time, whatever ran them in parallel)
+    to the models without a record yet."""
+    ended = sorted(
+        (str(r.get("finished_at") or ""), str(r.get("run_dir"))) for r in records if r.get("status") != "interrupted"
+    )
+    me = (str(finished.get("finished_at") or ""), str(finished.get("run_dir")))
+    k = ended.index(me) + 1 if me in ended else len(ended)
+    mine = sum(1 for at, _ in ended if at >= since)
+    err = finished.get("top1_err")
+    what = f"{finished.get('status')}, top1_err " + ("n/a" if err is None else f"{err:.2f}%")
+    if planned is None:
+        return f"model {k} done ({what})"
+    left = max(0, planned - len(ended))
+    elapsed = time.time() - started
+    eta = "0:00" if left == 0 else (clock(elapsed / mine * left) if mine else "not yet known")
+    return f"model {k} of {planned} done ({what}), ETA {eta}"
+
+
+def refresh_population(sweep_dir: Path, finished: dict | None = None) -> None:
+    """Rebuild the sweep's table and, for a job of the sweep this process's launcher started,
+    print how far the sweep is; a failure here never fails the job that just finished."""
     try:
         got = record.write_population(sweep_dir)
         log.info("population table: %d records -> %s", len(got.records), got.paths[1])
     except OSError as exc:
         log.warning("population table of %s not rebuilt: %s", sweep_dir, exc)
+        return
+    sweep = json.loads(os.environ.get(PROGRESS_ENV) or "{}")
+    if finished is not None and sweep.get("dir") == str(Path(sweep_dir).resolve()):
+        line = progress_line(got.records, finished, sweep.get("planned"), sweep["started"], sweep["since"])
+        print(line, flush=True)
 
 
 def _slurm_launcher(config: DictConfig) -> bool:
@@ -128,8 +174,18 @@ class SweepCallback(Callback):
             forward_to_workers()
         # records finished from now on are this command's (ISO times compare as strings)
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        sampled = OmegaConf.select(config, "model.kind") == "sampled"
+        os.environ[PROGRESS_ENV] = json.dumps(
+            {
+                "dir": str(sweep_dir.resolve()),
+                "planned": int(config.sweep.n) if sampled else None,
+                "started": time.time(),
+                "since": self.started,
+            }
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ.pop(PROGRESS_ENV, None)
         base = Path(str(config.paths.output)) / "sweeps" / str(config.sweep.name)
         # this command's jobs of another identity went to <base>-<6 hex> (hydra_conf.sweep_dir)
         sweep_dir = Path(str(config.hydra.sweep.dir))
