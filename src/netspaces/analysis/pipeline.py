@@ -52,6 +52,6 @@ def analyze(
         analysis.notes.append("repeated labels renamed: " + ", ".join(renamed))
     plots, plot_notes = render_all(populations, analysis)
     analysis.notes.extend(plot_notes)
-    html_text = build_html(analysis, plots, sources={p.label: p.source for p in populations})
+    html_text = build_html(analysis, plots, sources={p.label: p.source for p in populations}, populations=populations)
     written = write_outputs(Path(out), analysis, plots, html_text)
     return AnalyzeResult(populations=populations, analysis=analysis, written=written)

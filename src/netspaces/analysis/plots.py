@@ -6,12 +6,14 @@ Uses matplotlib's object API with the Agg canvas: no pyplot, no global backend s
 from __future__ import annotations
 
 import io
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
+from scipy import stats as scipy_stats
 
 from netspaces.analysis.edf import weighted_edf
 from netspaces.analysis.populations import Population, safe_name
@@ -19,6 +21,14 @@ from netspaces.analysis.summary import Analysis
 from netspaces.space.fit import fit_quantized_linear, per_block
 
 MAX_WIDTH_MODELS = 5
+# below this many models a fitted complexity exponent is mostly noise (3 models in a narrow
+# regime window gave params ∝ flops^43.69): no line, no exponent, the legend says why
+MIN_FIT_POINTS = 10
+# log-axis ticks at 1, 2 and 5 per decade over a wide range; a range of less than a decade
+# (a regime window's flops, a model's widths) gets about five evenly spaced round ticks instead,
+# so every axis shows several labels (the width axis once labelled only "100")
+LOG_TICKS = (1.0, 2.0, 5.0)
+NARROW_SPAN = 10.0
 
 
 def _png(figure: Figure) -> bytes:
@@ -107,6 +117,24 @@ def params_plot(p: Population, good_ranges: dict[str, dict[str, float]]) -> byte
     return _png(figure)
 
 
+def _readable_log_axis(axis, values: np.ndarray, formatter) -> None:
+    """Several labelled ticks on a log axis whatever the data's span, none of them crowded."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    span = values.max() / values.min() if len(values) else 1.0
+    if span < NARROW_SPAN:
+        axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    else:  # 1-2-5 per decade; over three decades and more the decades alone
+        axis.set_major_locator(LogLocator(subs=LOG_TICKS if span < NARROW_SPAN**3 else (1.0,)))
+    axis.set_major_formatter(formatter)
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _width_axis_labels(axis, widths: np.ndarray) -> None:
+    """Plain channel counts (20, 50, 100, 200), not 2×10¹ or one lone "100"."""
+    _readable_log_axis(axis, widths, ScalarFormatter())
+
+
 def widths_plot(p: Population) -> bytes | None:
     """Per-block widths of the best models with their quantized-linear fits."""
     if "ws" not in p.table or "ds" not in p.table:
@@ -135,8 +163,8 @@ def widths_plot(p: Population) -> bytes | None:
             label=f"fit w0={fit.w0:.0f} wa={fit.wa:.1f} wm={fit.wm:.2f} e_fit={fit.e_fit:.3f}",
         )
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ScalarFormatter())  # 256, not 2.56×10²
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    shown = [w for _, row in ranked.head(MAX_WIDTH_MODELS).iterrows() for w in per_block(row["ws"], row["ds"])]
+    _width_axis_labels(ax.yaxis, np.asarray(shown, dtype=float))
     ax.set_xlabel("block index")
     ax.set_ylabel("width (channels)")
     ax.set_title(f"{p.label}: per-block widths of the best models, quantized-linear fits")
@@ -145,18 +173,37 @@ def widths_plot(p: Population) -> bytes | None:
     return _png(figure)
 
 
-def power_law_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
-    """(exponent b, coefficient a) of y ≈ a·x^b by least squares in log-log space, or None
-    without two distinct positive x."""
+class PowerLaw(NamedTuple):
+    exponent: float  # b in y ≈ a·x^b
+    coefficient: float  # a
+    lo: float  # 95% confidence interval of b (t distribution of the log-log slope)
+    hi: float
+    n: int  # the points the fit rests on
+
+
+def power_law_fit(x: np.ndarray, y: np.ndarray, min_points: int = MIN_FIT_POINTS) -> PowerLaw | None:
+    """y ≈ a·x^b by least squares in log-log space, with the 95% CI of b; None with fewer than
+    `min_points` positive points (and at least 3, for a CI) or fewer than two distinct x."""
     keep = (x > 0) & (y > 0)
-    if keep.sum() < 2 or np.unique(x[keep]).size < 2:
+    n = int(keep.sum())
+    if n < max(3, min_points) or np.unique(x[keep]).size < 2:
         return None
-    slope, intercept = np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)
-    return float(slope), float(np.exp(intercept))
+    lx, ly = np.log(x[keep]), np.log(y[keep])
+    slope, intercept = np.polyfit(lx, ly, 1)
+    residual = ly - (slope * lx + intercept)
+    se = np.sqrt(np.sum(residual**2) / (n - 2) / np.sum((lx - lx.mean()) ** 2))
+    half = float(scipy_stats.t.ppf(0.975, n - 2) * se)
+    return PowerLaw(float(slope), float(np.exp(intercept)), float(slope) - half, float(slope) + half, n)
+
+
+def _log_axis_labels(axis, values: np.ndarray) -> None:
+    """Ticks in engineering notation (200M, 500M, 1G): readable and never overlapping."""
+    _readable_log_axis(axis, values, EngFormatter(sep=""))
 
 
 def complexity_plot(populations: list[Population]) -> bytes | None:
-    """params and acts vs flops, log-log, one colour per population, exponent in the legend."""
+    """params and acts vs flops, log-log, one colour per population; the fitted exponent and its
+    95% CI in the legend only for a population of at least MIN_FIT_POINTS models."""
     panels = [
         c
         for c in ("params", "acts")
@@ -172,13 +219,22 @@ def complexity_plot(populations: list[Population]) -> bytes | None:
             if flops is None or other is None:
                 continue
             fit = power_law_fit(flops, other)
-            text = "" if fit is None else f": {column} ∝ flops^{fit[0]:.2f}"
+            text = (
+                f" (n={len(flops)}: too few models for a fit, {MIN_FIT_POINTS} needed)"
+                if fit is None
+                else f": {column} ∝ flops^{fit.exponent:.2f} [95% CI {fit.lo:.2f}, {fit.hi:.2f}], n={fit.n}"
+            )
             points = ax.scatter(flops, other, s=14, alpha=0.7, label=f"{p.label}{text}")
             if fit is not None:
                 x = np.geomspace(flops[flops > 0].min(), flops.max(), 20)
-                ax.plot(x, fit[1] * x ** fit[0], "--", linewidth=1, color=points.get_facecolor()[0][:3])
+                ax.plot(x, fit.coefficient * x**fit.exponent, "--", linewidth=1, color=points.get_facecolor()[0][:3])
         ax.set_xscale("log")
         ax.set_yscale("log")
+        shown = [(p.complexity("flops"), p.complexity(column)) for p in populations]
+        shown = [pair for pair in shown if pair[0] is not None and pair[1] is not None]
+        _log_axis_labels(ax.xaxis, np.concatenate([x for x, _ in shown]))
+        _log_axis_labels(ax.yaxis, np.concatenate([y for _, y in shown]))
+        ax.tick_params(axis="x", labelrotation=30)
         ax.set_xlabel("flops")
         ax.set_ylabel(column)
         ax.grid(alpha=0.3, which="both")

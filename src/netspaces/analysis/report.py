@@ -10,10 +10,12 @@ import base64
 import html
 import json
 from contextlib import ExitStack
+from datetime import datetime, timezone
 from pathlib import Path
 
+from netspaces.analysis.populations import Population
 from netspaces.analysis.stats import ci_text
-from netspaces.analysis.summary import Analysis
+from netspaces.analysis.summary import MIN_N_VALIDATED, Analysis
 from netspaces.record import atomic_target
 
 _CSS = """
@@ -31,7 +33,8 @@ figcaption { color: #555; font-size: .9rem; } .notes li { color: #555; } .warnin
 _CAPTIONS = {
     "edf": "Error EDFs: fraction of models with error at most x.",
     "edf_norm": "Normalized error EDFs: models reweighted to an even complexity distribution.",
-    "complexity": "Complexity: params and activations vs flops (log-log), fitted exponents.",
+    "complexity": "Complexity: params and activations vs flops (log-log); fitted exponents with their 95% CI "
+    "where a population has enough models.",
 }
 
 
@@ -75,13 +78,88 @@ def _alpha(summary: dict) -> str:
     return ", ".join(sorted(alphas)) or "–"
 
 
+NOT_RECORDED = "not recorded"
+
+
+def _distinct(population: Population, column: str, key: str | None = None) -> list[str]:
+    """The distinct values of a table column (of one key of its dict cells), as text."""
+    if column not in population.table:
+        return []
+    seen: list[str] = []
+    for cell in population.table[column]:
+        if isinstance(cell, str) and key is not None and cell.startswith("{"):
+            cell = json.loads(cell)  # a dict column read from population.csv
+        if key is not None:
+            cell = cell.get(key) if isinstance(cell, dict) else None
+        if cell is None or (isinstance(cell, float) and cell != cell):  # missing, NaN
+            continue
+        text = str(int(cell)) if isinstance(cell, float) and cell.is_integer() else str(cell)
+        if text not in seen:
+            seen.append(text)
+    return seen
+
+
+def _header(populations: list[Population]) -> str:
+    """What was trained and how, read from the populations' records or tables: data set,
+    resolution, schedule, epochs, sweep seed, netspaces version, git commit, when, the command
+    lines; a warning for every population too small for the statistics below."""
+    rows, commands, small = [], [], []
+    for p in populations:
+        finished = sorted(_distinct(p, "finished_at"))
+        commits = [c[:12] + ("+dirty" if c.endswith("+dirty") else "") for c in _distinct(p, "git_commit")]
+        rows.append(
+            [
+                p.label,
+                len(p.errors),
+                *(
+                    ", ".join(values) or NOT_RECORDED
+                    for values in (
+                        _distinct(p, "data"),
+                        _distinct(p, "trained", "resolution"),
+                        _distinct(p, "schedule"),
+                        _distinct(p, "epochs_planned"),
+                        _distinct(p, "sweep_seed"),
+                        _distinct(p, "versions", "netspaces"),
+                        commits,
+                    )
+                ),
+                f"{finished[0]} to {finished[-1]}" if len(finished) > 1 else (finished or [NOT_RECORDED])[0],
+            ]
+        )
+        commands += [(p.label, c) for c in _distinct(p, "command")] or [(p.label, NOT_RECORDED)]
+        if len(p.errors) < MIN_N_VALIDATED:
+            small.append(f"{p.label}: n={len(p.errors)} models, fewer than {MIN_N_VALIDATED}")
+    header = ["population", "n", "data set", "resolution (px)", "schedule", "epochs", "sweep seed"]
+    made = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return (
+        "<h2>What was trained</h2>"
+        + _table("header", [*header, "netspaces", "git commit", "trained (UTC)"], rows)
+        + '<ul id="commands">'
+        + "".join(f"<li>{html.escape(label)}: <code>{html.escape(c)}</code></li>" for label, c in commands)
+        + "</ul>"
+        + (
+            '<ul class="warnings" id="small-n">'
+            + "".join(
+                f"<li>{html.escape(w)}: the confidence intervals, tests and fits below rest on too few models</li>"
+                for w in small
+            )
+            + "</ul>"
+            if small
+            else ""
+        )
+        + f'<p id="made">Report made {made}.</p>'
+    )
+
+
 def build_html(
     analysis: Analysis,
     plots: dict[str, bytes],
     title: str = "netspaces analysis",
     sources: dict[str, str] | None = None,
+    populations: list[Population] | None = None,
 ) -> str:
-    """The report page; `sources` maps each label to the INPUT it was read from."""
+    """The report page; `sources` maps each label to the INPUT it was read from; `populations`
+    (their tables) give the header of what was trained."""
     s = analysis.summary
     sources = sources or {}
     summary_rows = [
@@ -137,6 +215,7 @@ def build_html(
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        _header(populations) if populations else "",
         "<h2>Populations</h2>",
         _table(
             "summary",
