@@ -23,12 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     s = pop.parse_setup("figures", __doc__, argv, spaces="anynetx_a anynetx_e regnetx", out="outputs/paper/figures")
     if s is None:
         return 2
-    pop.step(f"sample: {s.n} models per space in {s.regime}")
+    steps = len(s.spaces) + 2  # sample, one sweep per space, analyze
+    pop.step(f"1/{steps} sample: {s.n} models per space in {s.regime}")
     pop.show_samples(s)
-    for space in s.spaces:
-        pop.step(f"train {space}: {s.epochs} epochs, {s.per_class or 'all'} CIFAR-10 images per class")
+    for i, space in enumerate(s.spaces, 2):
+        pop.step(f"{i}/{steps} train {space}: {s.epochs} epochs, {s.per_class or 'all'} CIFAR-10 images per class")
         pop.train_population(s, space)
-    pop.step("analyze")
+    pop.step(f"{steps}/{steps} analyze")
     out = s.out / "analysis"
     pop.analyze(s, out)
     pngs = sorted(out.rglob("*.png"))

@@ -177,8 +177,18 @@ def child_env() -> dict[str, str]:
     return env
 
 
+STARTED = time.perf_counter()  # when the script started: every step says how long it has run
+
+
 def step(title: str) -> None:
-    print(f"\n== {title}", flush=True)
+    """A step's heading with the time since the script started (a sweep inside it prints
+    "model k of N done, ETA" after each model)."""
+    print(f"\n== {title}  [{_clock(time.perf_counter() - STARTED)} elapsed]", flush=True)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 def show_samples(s: Setup) -> None:
