@@ -46,6 +46,8 @@ class RichProgress(Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._stop()
+        if trainer.global_rank != 0:  # DDP: one bar, drawn by the first process
+            return
         self._epoch_started = self._last_refresh = time.perf_counter()
         self._images = 0
         # the lr of this epoch, as the epoch line shows it (the schedule steps between epochs)
