@@ -54,7 +54,7 @@ class RichProgress(Callback):
         self._lr = f"{trainer.optimizers[0].param_groups[0]['lr']:.4g}"
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),  # the whole line fits a 120-column terminal
             TextColumn("step"),
             MofNCompleteColumn(),
             TextColumn("{task.fields[speed]}  loss {task.fields[loss]}  lr {task.fields[lr]}"),
