@@ -12,10 +12,18 @@ from netspaces.space import plan as P
 from netspaces.space.spec import NetSpec
 
 
+class GlobalAvgPool(nn.Module):
+    """The mean over H and W (N, C, 1, 1): what adaptive average pooling to 1x1 computes, as a
+    plain reduction, whose CUDA backward is deterministic (runs with trainer.deterministic)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
 class SqueezeExcite(nn.Module):
     def __init__(self, ops: tuple) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool()
         self.f = _sequential(ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +81,7 @@ class AnyNet(nn.Module):
             blocks = [Block(stage.first)] + [Block(stage.rest) for _ in range(stage.depth - 1)]
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool()
         self.head = _sequential(net.head)
         init_weights(self, zero_init_final_gamma=zero_init_final_gamma)
 

@@ -23,7 +23,13 @@ What else is here serves GPU runs:
   so the GPU does not wait on the file system (on a CPU the thread would only take cores
   from training, so checkpoints are written in line there).
 
-The GPU issue's mechanisms (TF32, compile) go here too, each with its switch.
+- tf32: float32 matmuls and convolutions on the tensor cores in TF32 (10-bit mantissa), for
+  the mixed-precision path only, where the few float32 ops left are not what the run's numerics
+  rest on. A run in 32-true gets true fp32 (TF32 off, also for convolutions, which torch would
+  otherwise run in TF32), so `trainer.precision=32-true` is the paper-exact path;
+- compile_network: torch.compile of the network (`trainer.compile`: off | default |
+  max-autotune-no-cudagraphs), compiled in place so checkpoints keep their keys. Off by
+  default: compiling costs minutes per model, which a population of short runs pays 100 times.
 """
 
 from __future__ import annotations
@@ -42,14 +48,57 @@ class PerfSettings:
     cudnn_benchmark: bool = True
     background_checkpoints: bool = True
     keep_freed_memory: bool = True
+    tf32: bool = True
 
 
-def process_setup(p: PerfSettings, *, on_gpu: bool) -> list[str]:
-    """Process-wide mechanisms, entered once a run knows its device; the names of those taken."""
+MIXED = ("bf16-mixed", "16-mixed")
+
+
+def process_setup(p: PerfSettings, *, on_gpu: bool, precision: str = "32-true") -> list[str]:
+    """Process-wide mechanisms, entered once a run knows its device and the precision it
+    trains in (settings.precision_used); the names of those taken."""
     taken = []
     if not on_gpu and p.keep_freed_memory and keep_freed_memory():
         taken.append("keep_freed_memory")
+    if on_gpu:  # set either way: a 32-true run after a bf16 one in this process gets true fp32
+        use_tf32 = p.tf32 and precision in MIXED
+        set_tf32(use_tf32)
+        if use_tf32:
+            taken.append("tf32")
     return taken
+
+
+def set_tf32(on: bool) -> None:
+    """TF32 for float32 matmuls and cuDNN convolutions, on or off (the fp32_precision API of
+    torch >= 2.9 where present, else the allow_tf32 flags)."""
+    import torch
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
+        matmul.fp32_precision = "tf32" if on else "ieee"
+        cudnn.conv.fp32_precision = "tf32" if on else "ieee"
+    else:
+        matmul.allow_tf32 = on
+        cudnn.allow_tf32 = on
+
+
+def tf32_on() -> tuple[bool, bool]:
+    """(matmul, convolution) TF32 as torch has it now."""
+    import torch
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision") and hasattr(cudnn, "conv"):
+        return matmul.fp32_precision == "tf32", cudnn.conv.fp32_precision == "tf32"
+    return bool(matmul.allow_tf32), bool(cudnn.allow_tf32)
+
+
+def compile_network(net, mode: str):
+    """`net` compiled in place by torch.compile in `mode` (trainer.compile); "off": as it is.
+    In place (nn.Module.compile), so its state_dict keys and checkpoints stay those of the
+    plain network; the compilation itself happens at the first forward."""
+    if mode != "off":
+        net.compile(mode=mode)
+    return net
 
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)

@@ -78,6 +78,7 @@ class Classifier(LightningModule):
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
         self._nonfinite: torch.Tensor | None = None
+        self._loss_scaled = False  # a GradScaler scales the loss (16-mixed on a GPU)
         self._epoch_lr = optim.lr
         self._val_errors: tuple[float, float] | None = None  # this epoch's, until on_train_epoch_end
 
@@ -94,6 +95,11 @@ class Classifier(LightningModule):
     # ------------------------------------------------------------------ training
 
     def on_train_start(self) -> None:
+        # Under fp16's GradScaler a step whose loss or gradients overflow fp16 is skipped (the
+        # weights stay as they were) and the scale is lowered: a passing overflow is not a
+        # divergence. A diverged run's loss stays non-finite, so there the check reads only
+        # the latest step's loss; elsewhere any non-finite loss since the last check counts.
+        self._loss_scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
         self._started = time.perf_counter()
         self._cpu_started = time.process_time()
 
@@ -109,7 +115,10 @@ class Classifier(LightningModule):
         loss = F.cross_entropy(self(x), y, label_smoothing=self.label_smoothing)
         detached = loss.detach()
         self._loss_sum += detached
-        self._nonfinite |= ~torch.isfinite(detached)  # on the device: no sync here
+        if self._loss_scaled:  # 16-mixed: only the latest loss counts (see on_train_start)
+            self._nonfinite.copy_(~torch.isfinite(detached))
+        else:
+            self._nonfinite |= ~torch.isfinite(detached)  # on the device: no sync here
         self._loss_count += 1
         if (self.global_step + 1) % self.check_every == 0:  # Lightning's own logging cadence
             self.log("train/loss", detached)

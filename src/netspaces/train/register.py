@@ -58,9 +58,11 @@ REGISTER: tuple[Key, ...] = (
     Key("trainer.precision", False, "as spelled; the precision actually used is identity"),
     Key("trainer.limit_train_batches", True, "fewer batches per epoch train another model"),
     Key("trainer.limit_val_batches", True, "fewer validation batches measure another error"),
+    Key("trainer.compile", False, "torch.compile: the same network, compiled for speed"),
     Key("trainer.*", False, "where and how fast a run goes (devices, threads, layout, logging)"),
     Key("paths.*", False, "where files go"),
     Key("logger.*", False, "where metrics go"),
+    Key("perf.tf32", False, "TF32 only in mixed precision, where the precision used is identity"),
     Key("perf.*", False, "speed switches"),
 )
 

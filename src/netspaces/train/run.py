@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from netspaces import record
 from netspaces.errors import DataError, UserError, one_line
-from netspaces.train.settings import RunSettings, run_settings
+from netspaces.train.settings import RunSettings, precision_used, run_settings
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +162,14 @@ def _prepare(s: RunSettings, cfg: DictConfig):
 
     t = s.trainer
     torch.set_num_threads(t.threads)
-    perf.process_setup(s.perf, on_gpu=on_gpu(t.accelerator))
+    perf.process_setup(s.perf, on_gpu=on_gpu(t.accelerator), precision=precision_used(t))
     seed_everything(s.seed, workers=True, verbose=False)
     _, epochs_done = usable_checkpoint(s.run_dir)  # a broken one is set aside here, once
     datamodule = make_datamodule(s.data)
     datamodule.setup("fit")  # the number of classes sizes the head
     network = build_network(replace(s.model, num_classes=datamodule.num_classes))
     module = Classifier(
-        network.module,
+        perf.compile_network(network.module, t.compile),
         s.optim,
         num_classes=datamodule.num_classes,
         channels_last=t.channels_last,

@@ -22,7 +22,8 @@ from netspaces.space.spaces import get_space
 from netspaces.space.spec import BLOCK_TYPES, STEM_TYPES
 from netspaces.train.register import unclassified
 
-PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+COMPILE_MODES = ("off", "default", "max-autotune-no-cudagraphs")  # trainer.compile (perf.compile_network)
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 STRATEGIES = ("auto", "ddp")
 MODEL_KINDS = ("sampled", "zoo", "timm")
@@ -113,8 +114,9 @@ class TrainerSettings:
     devices: int = 1  # processes per node
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "32-true"  # resolved: "auto" is bf16-mixed on a GPU, 32-true elsewhere
     deterministic: bool = True
+    compile: str = "off"  # torch.compile mode of the network (COMPILE_MODES)
     threads: int = 1  # torch threads per process
     channels_last: bool = True
     log_every_n_steps: int = 50
@@ -242,8 +244,9 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         devices=_devices(cfg, accelerator),
         num_nodes=_int(cfg, "trainer.num_nodes", lo=1),
         strategy=_choice(cfg, "trainer.strategy", STRATEGIES),
-        precision=_choice(cfg, "trainer.precision", PRECISIONS),
+        precision=_precision(cfg, accelerator),
         deterministic=bool(OmegaConf.select(cfg, "trainer.deterministic")),
+        compile=_compile(cfg),
         threads=_threads(cfg, accelerator),
         channels_last=bool(OmegaConf.select(cfg, "trainer.channels_last")),
         log_every_n_steps=_int(cfg, "trainer.log_every_n_steps", lo=1),
@@ -258,12 +261,33 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
     )
 
 
+def uses_gpu(accelerator: str) -> bool:
+    """A run on this accelerator trains on CUDA: gpu/cuda, or auto (trainer=ddp) where torch
+    sees a GPU. Every GPU default (bf16, TF32, cuDNN autotuning) follows this, not the name."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and _cuda())
+
+
+def _precision(cfg: DictConfig, accelerator: str) -> str:
+    """trainer.precision; auto: bf16-mixed on a GPU (the GPU default), 32-true elsewhere."""
+    precision = _choice(cfg, "trainer.precision", PRECISIONS)
+    if precision == "auto":
+        return "bf16-mixed" if uses_gpu(accelerator) else "32-true"
+    return precision
+
+
+def _compile(cfg: DictConfig) -> str:
+    value = OmegaConf.select(cfg, "trainer.compile", default="off")
+    value = "off" if value is False else value  # YAML reads a bare `off` as false
+    if str(value) not in COMPILE_MODES:
+        raise _fail("trainer.compile", value, "one of " + ", ".join(COMPILE_MODES))
+    return str(value)
+
+
 def precision_used(t: TrainerSettings) -> str:
     """The precision a run actually trains in: Lightning's aliases resolved, and 16-mixed on a
     CPU (where fp16 autocast does not exist) replaced by bf16-mixed, as Lightning does."""
     precision = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}.get(t.precision, t.precision)
-    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not _cuda())
-    return "bf16-mixed" if on_cpu and precision == "16-mixed" else precision
+    return "bf16-mixed" if not uses_gpu(t.accelerator) and precision == "16-mixed" else precision
 
 
 def optim_settings(cfg: DictConfig, world_size: int) -> OptimSettings:
