@@ -63,6 +63,19 @@ def compose_train(overrides: list[str] | None = None, *, hydra: bool = False):
         return compose("train", overrides=list(overrides or []), return_hydra_config=hydra)
 
 
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests are skipped where torch sees no CUDA GPU (scripts/gpu_check.sh runs them)."""
+    if not any(item.get_closest_marker("gpu") for item in items):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="no CUDA GPU")
+        for item in items:
+            if item.get_closest_marker("gpu"):
+                item.add_marker(skip)
+
+
 @pytest.fixture
 def restore_torch_state():
     """In-process runs switch on deterministic algorithms and set threads: undo it after."""
