@@ -206,3 +206,18 @@ def test_a_skipped_fp16_step_is_not_a_divergence():
         _train_steps({1}, scaled=False)  # without a scaler the NaN step updated the weights
     with pytest.raises(Diverged):
         _train_steps({1, 2, 3}, scaled=True)  # still non-finite at the check: diverged
+
+
+@pytest.mark.slow
+def test_a_compiled_network_computes_what_the_eager_one_does():
+    """trainer.compile=default for real (inductor on the CPU; a minute of compiling)."""
+    from netspaces.models.anynet import build_model
+    from netspaces.space.spec import NetSpec
+
+    torch.manual_seed(0)
+    net = build_model(NetSpec(ws=[16, 32], ds=[1, 1], bs=[1.0, 1.0], gs=[8, 8], block="y", num_classes=10)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        eager = net(x)
+        compiled = perf.compile_network(net, "default")(x)
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
