@@ -1,6 +1,6 @@
 """`netspaces` command line, every subcommand in one place: describe, sample, spaces (the
-design-space maths), analyze (populations), collect (a sweep's table), time (a model's speed),
-load-weights (published checkpoints in our models).
+design-space maths), analyze (populations), collect (a sweep's table), wandb-sync (upload
+offline W&B runs), time (a model's speed), load-weights (published checkpoints in our models).
 
 Heavy modules (torch, pandas, matplotlib) load only in the handler that needs them, so
 `netspaces describe` stays fast. Bad input ends with one line `netspaces: error: …` and exit
@@ -197,19 +197,20 @@ def cmd_analyze(a) -> int:
     for path in result.written:
         print(f"  {path}")
     if a.wandb:
-        from netspaces.analysis.wandb_log import default_group, log_to_wandb
+        from netspaces.analysis.wandb_log import log_analysis
 
-        group = a.wandb_group or default_group(a.inputs[0])
-        run_dir = log_to_wandb(
-            {p.label: p.table for p in result.populations},
-            result.analysis.summary,
-            {p.name: p for p in result.written if p.suffix == ".png"},
+        options = {
+            k: getattr(a, k, None) for k in ("inputs", "baselines", "norm", "bins", "n_boot", "seed", "alpha", "power")
+        }
+        log_analysis(
+            result.populations,
+            result.analysis,
+            result.written,
             project=a.wandb_project,
-            group=group,
+            group=a.wandb_group,
             run_dir=Path(os.environ.get("WANDB_DIR") or a.out),
+            options=options,
         )
-        if run_dir is not None:
-            print(f"W&B run (group {group}): {run_dir}")
     return 0
 
 
@@ -229,6 +230,24 @@ def cmd_collect(a) -> int:
     for line in problems:
         print(f"netspaces: {line}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def cmd_wandb_sync(a) -> int:
+    import shlex
+    import subprocess
+
+    from netspaces.wandb_mode import offline_runs, sync_command
+
+    runs = list(dict.fromkeys(run for d in a.dirs for run in offline_runs(d)))
+    where = ", ".join(str(d) for d in a.dirs)
+    if not runs:
+        raise UserError(f"wandb-sync: no offline W&B run (wandb/offline-run-*/*.wandb) below {where}")
+    command = sync_command(runs, project=a.project, entity=a.entity, include_synced=a.include_synced)
+    print(f"{len(runs)} offline W&B run(s) below {where}")
+    if a.dry_run:
+        print(shlex.join(command))
+        return 0
+    return subprocess.call(command)
 
 
 def cmd_power(a) -> int:
@@ -425,13 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument(
         "--wandb",
         action="store_true",
-        help="also log the table and plots to W&B (offline without a key; run files go under "
-        "WANDB_DIR, else under --out)",
+        help="also log the analysis as a W&B run: tables, EDF charts, plots, the report as an artifact "
+        "(offline without a key; run files go under WANDB_DIR, else under --out)",
     )
     an.add_argument("--wandb-project", default="netspaces", metavar="NAME")
-    an.add_argument(
-        "--wandb-group", default=None, metavar="NAME", help="W&B group (default: the first INPUT's sweep/file name)"
-    )
+    an.add_argument("--wandb-group", default=None, metavar="NAME", help="W&B group (default: the comparison, 'A vs B')")
     an.set_defaults(func=cmd_analyze)
 
     c = sub.add_parser(
@@ -442,6 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR")
     c.set_defaults(func=cmd_collect)
+
+    ws = sub.add_parser(
+        "wandb-sync",
+        help="upload every offline W&B run below DIR (a sweep, a run, an analysis output) with one `wandb sync`",
+    )
+    ws.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    ws.add_argument("--project", default=None, help="upload into this project (default: the runs' own)")
+    ws.add_argument("--entity", default=None, help="upload under this entity (default: your default entity)")
+    ws.add_argument("--include-synced", action="store_true", help="upload runs already uploaded again")
+    ws.add_argument("--dry-run", action="store_true", help="print the runs and the command, upload nothing")
+    ws.set_defaults(func=cmd_wandb_sync)
 
     pw = sub.add_parser(
         "power",

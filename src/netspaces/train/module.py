@@ -1,7 +1,9 @@
 """The LightningModule: an injected network trained with cross-entropy, scored by top-k error.
 
-Per-step work is the step itself: the loss is accumulated on the device, logged and checked
-for NaN/inf only every `check_every` steps and at the end of an epoch (one host sync then).
+Per-step work is the step itself: the loss is accumulated on the device; every `log_every`
+steps the mean loss of those steps and the lr go to the loggers (one host sync then; by default
+about ten points per epoch, so a short run still draws a curve), and every `check_every` steps
+and at the end of an epoch the loss is checked for NaN/inf (one host sync then).
 Per-epoch entries (train loss, lr, time, and the validation errors (%) of the epochs that
 were evaluated) are kept in `history`, which travels in checkpoints, so a resumed run reports
 its best epoch over the whole run.
@@ -10,6 +12,7 @@ its best epoch over the whole run.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import torch
@@ -25,6 +28,13 @@ log = logging.getLogger(__name__)
 
 def _round(x: float | None, digits: int = 6) -> float | None:
     return None if x is None else round(x, digits)
+
+
+def default_log_every(steps_per_epoch: float) -> int:
+    """About ten logged points per epoch, at most 50 steps apart (Lightning's default)."""
+    if not math.isfinite(steps_per_epoch) or steps_per_epoch <= 0:
+        return 50
+    return max(1, min(50, math.ceil(steps_per_epoch / 10)))
 
 
 class Diverged(RuntimeError):
@@ -59,6 +69,7 @@ class Classifier(LightningModule):
         channels_last: bool = True,
         label_smoothing: float = 0.0,
         check_every: int = 50,
+        log_every: int | None = None,
     ) -> None:
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
@@ -66,6 +77,7 @@ class Classifier(LightningModule):
         self.channels_last = channels_last
         self.label_smoothing = label_smoothing
         self.check_every = max(1, check_every)
+        self.log_every = log_every  # None: default_log_every(steps per epoch)
         self.top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
         self.top5 = MulticlassAccuracy(num_classes=num_classes, top_k=min(5, num_classes), average="micro")
         self.history: list[dict] = []  # one entry per finished epoch
@@ -77,6 +89,9 @@ class Classifier(LightningModule):
         self._epoch_started = self._started
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
+        self._log_interval = 50  # set when training starts
+        self._log_loss_sum: torch.Tensor | None = None  # since the last logged step, on the device
+        self._log_count = 0
         self._nonfinite: torch.Tensor | None = None
         self._loss_scaled = False  # a GradScaler scales the loss (16-mixed on a GPU)
         self._epoch_lr = optim.lr
@@ -102,6 +117,9 @@ class Classifier(LightningModule):
         self._loss_scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
         self._started = time.perf_counter()
         self._cpu_started = time.process_time()
+        self._log_interval = self.log_every or default_log_every(self.trainer.num_training_batches)
+        self._log_loss_sum = torch.zeros((), device=self.device)
+        self._log_count = 0
 
     def on_train_epoch_start(self) -> None:
         self._epoch_started = time.perf_counter()
@@ -120,12 +138,27 @@ class Classifier(LightningModule):
         else:
             self._nonfinite |= ~torch.isfinite(detached)  # on the device: no sync here
         self._loss_count += 1
-        if (self.global_step + 1) % self.check_every == 0:  # Lightning's own logging cadence
-            self.log("train/loss", detached)
-            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        self._log_loss_sum += detached
+        self._log_count += 1
+        if (self.global_step + 1) % self._log_interval == 0:
+            self._log_step()
         if (batch_idx + 1) % self.check_every == 0 or self.trainer.is_last_batch:
             self._check_finite()
         return loss
+
+    def _log_step(self) -> None:
+        """The mean loss of the steps since the last logged one (this rank's batches) and the
+        lr, straight to the loggers at this step: the only host sync of the interval."""
+        mean = float(self._log_loss_sum) / self._log_count
+        self._log_loss_sum.zero_()
+        self._log_count = 0
+        metrics = {
+            "train/loss": mean,
+            "train/lr": self.trainer.optimizers[0].param_groups[0]["lr"],
+            "epoch": self.current_epoch,
+        }
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
 
     def _check_finite(self) -> None:
         # every rank reaches this at the same step, so the reduction is collective-safe
@@ -172,6 +205,8 @@ class Classifier(LightningModule):
             "epoch_time_s": round(time.perf_counter() - self._epoch_started, 3),
         }
         self.history.append(entry)
+        per_epoch = {"train/epoch_loss": entry["train_loss"], "train/epoch_time_s": entry["epoch_time_s"]}
+        self.log_dict({k: v for k, v in per_epoch.items() if v is not None}, sync_dist=False)  # already global
         loss = "n/a" if entry["train_loss"] is None else f"{entry['train_loss']:.4f}"
         errors = "not evaluated" if top1 is None else f"top1_err {top1:.2f}%  top5_err {top5:.2f}%"
         log.info(

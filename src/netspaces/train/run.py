@@ -70,6 +70,7 @@ def _train(cfg: DictConfig, in_sweep: bool) -> dict:
     started = time.perf_counter()
     info = network_stub(s)  # what the record says if the run fails before its network exists
     module = None
+    loggers: list = []
     status, diverged_at = "ok", None
 
     def ended(status: str, error: str) -> None:
@@ -86,14 +87,17 @@ def _train(cfg: DictConfig, in_sweep: bool) -> dict:
                 error=error,
                 resumed_from_epoch=module.resumed_from_epoch if module else None,
             )
+            path = None
             try:
-                record.write_record(s.run_dir, rec)
+                path = record.write_record(s.run_dir, rec)
             except record.DiskFull:
                 pass  # the error being reported says why; nothing more can be written
+            if status == "failed":  # the sweep goes on in this process: end this sample's W&B run
+                publish_record(loggers, rec, path)  # (a signal ends the process; W&B closes at exit)
 
     try:
         with interruptible():
-            datamodule, network, module, loggers = _prepare(s, cfg)
+            datamodule, network, module, loggers = _prepare(s, cfg, ident)
             info = network.info
             if rank_zero_only.rank == 0:
                 _announce(s, info, datamodule)
@@ -147,7 +151,7 @@ def _keep_checkpoint(s: RunSettings, in_sweep: bool) -> bool:
     return (not in_sweep) if s.trainer.keep_checkpoint is None else s.trainer.keep_checkpoint
 
 
-def _prepare(s: RunSettings, cfg: DictConfig):
+def _prepare(s: RunSettings, cfg: DictConfig, ident: str):
     """Data, network, LightningModule and loggers of a run, seeded."""
     import torch
     from lightning.pytorch import seed_everything
@@ -174,7 +178,8 @@ def _prepare(s: RunSettings, cfg: DictConfig):
         num_classes=datamodule.num_classes,
         channels_last=t.channels_last,
         label_smoothing=t.label_smoothing,
-        check_every=t.log_every_n_steps,
+        check_every=t.check_every_n_steps,
+        log_every=t.log_every_n_steps,
     )
     info = network.info
     tags = tuple(str(x) for x in (info.get("space"), info.get("regime"), info.get("model")) if x)
@@ -182,6 +187,8 @@ def _prepare(s: RunSettings, cfg: DictConfig):
         replace(s.logger, run_name=info.get("name"), tags=tags + s.logger.tags),
         OmegaConf.to_container(cfg, resolve=True),
         resumed_epochs=epochs_done,
+        identity=ident,
+        info=info,
     )
     return datamodule, network, module, loggers
 

@@ -119,7 +119,8 @@ class TrainerSettings:
     compile: str = "off"  # torch.compile mode of the network (COMPILE_MODES)
     threads: int = 1  # torch threads per process
     channels_last: bool = True
-    log_every_n_steps: int = 50
+    log_every_n_steps: int | None = None  # train loss and lr; None: about ten points per epoch
+    check_every_n_steps: int = 50  # the NaN/inf loss check (one host sync)
     progress_bar: bool | None = None
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
@@ -249,7 +250,8 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         compile=_compile(cfg),
         threads=_threads(cfg, accelerator),
         channels_last=bool(OmegaConf.select(cfg, "trainer.channels_last")),
-        log_every_n_steps=_int(cfg, "trainer.log_every_n_steps", lo=1),
+        log_every_n_steps=_int(cfg, "trainer.log_every_n_steps", lo=1, none_ok=True),
+        check_every_n_steps=_int(cfg, "trainer.check_every_n_steps", lo=1),
         progress_bar=None if progress is None else bool(progress),
         limit_train_batches=_limit(cfg, "trainer.limit_train_batches"),
         limit_val_batches=_limit(cfg, "trainer.limit_val_batches", zero_ok=True),
