@@ -102,7 +102,7 @@ def _unknown(name: str) -> UserError:
     return UserError(f"unknown model {name!r}; allowed: {', '.join(allowed_names())}")
 
 
-def _cifar_stem(model: nn.Module) -> None:
+def cifar_stem(model: nn.Module) -> None:
     """Keep 32 px inputs at full resolution in the stem: first conv stride 1, no stem max-pool
     (what our 'cifar' stem does for AnyNets)."""
     first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
@@ -132,7 +132,7 @@ def create_baseline(
         kwargs["zero_init_last"] = zero_init_final_gamma
     model = timm.create_model(key, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
     if stem == "cifar":
-        _cifar_stem(model)
+        cifar_stem(model)
     return model
 
 

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from netspaces.record import REPLICAS_DIR
 from netspaces.space.draws import DEFAULT_DRAW
+from netspaces.space.matched import BASELINES, EFFICIENTNET_RECIPE, member_dir
 from netspaces.space.regimes import regime_names
 from netspaces.space.spaces import SPACES
 from netspaces.space.spec import BLOCK_TYPES
@@ -25,7 +26,7 @@ from netspaces.space.zoo import zoo_names
 # timm baselines of the paper's comparisons (DESIGN.md): EfficientNet's own recipe is
 # lr 0.2·batch/128 and weight decay 1e-5 (pycls dds_baselines), applied over the schedule's.
 EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(6)]
-TIMM_BASELINES = {**{n: {"base_lr": 0.2, "weight_decay": 1e-5} for n in EFFICIENTNETS}, "resnext50_32x4d": {}}
+TIMM_BASELINES = {**{n: dict(EFFICIENTNET_RECIPE) for n in EFFICIENTNETS}, "resnext50_32x4d": {}}
 
 
 def zoo_option(name: str) -> str:
@@ -51,13 +52,17 @@ def run_subdir(kind: str, sample: Any, override_dirname: str, job_num: Any, seed
 
     Sampled models: sample_003 (plus any other overrides that change the run, so two jobs
     never share a directory); seed replica j of sample 3 (sweep.replicas):
-    replicas/seed_<seed + j>/sample_003; other models: their distinguishing overrides, else `run`.
+    replicas/seed_<seed + j>/sample_003; model=baselines: the member's key (efficientnet_b0);
+    other models: their distinguishing overrides, else `run`.
     """
     replica = replica_of(sample) if kind == "sampled" else None
     if replica is not None:
         i, j = replica
         base = f"{REPLICAS_DIR}/seed_{int(seed) + j}/sample_{i:03d}"
         return f"{base},{override_dirname}" if override_dirname else base
+    if kind == "matched":  # every job of the sweep says model=baselines: it distinguishes none
+        others = [p for p in str(override_dirname).split(",") if p and p != "model=baselines"]
+        return ",".join([member_dir(sample), *others])
     parts = [f"sample_{int(sample):03d}"] if kind == "sampled" else []
     if override_dirname:
         parts.append(override_dirname)
@@ -100,11 +105,15 @@ def sample_sweep(kind: str, n: Any, task_overrides: Any, replicas: Any = 0, repl
     then with sweep.replicas=k the first sweep.replica_models samples once more per extra
     training seed ("<i>r<j>": sample i, seed + j; see run_subdir).
 
+    model=baselines (kind matched): one job per baseline of the regime (space/matched.py).
+
     Reads the command-line overrides because a swept `model=a,b` is not applied yet when the
     sweeper starts; an explicit `sample=...` on the command line replaces this value.
     """
     models = _override_values(list(task_overrides or []), "model")
     sampled = "sampled" in models if models is not None else kind == "sampled"
+    if not sampled and ("baselines" in models if models is not None else kind == "matched"):
+        return ",".join(BASELINES)
     if not sampled or int(n) < 1:
         return "0"
     k, m = _count(replicas), min(_count(replica_models), int(n))
@@ -167,7 +176,7 @@ def register() -> None:
 
 
 def model_options() -> list[str]:
-    return ["sampled", "timm", *(zoo_option(n) for n in zoo_names()), *TIMM_BASELINES]
+    return ["sampled", "baselines", "timm", *(zoo_option(n) for n in zoo_names()), *TIMM_BASELINES]
 
 
 def command_line_error(argv: list[str], config_dir: str) -> str | None:

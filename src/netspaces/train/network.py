@@ -35,7 +35,9 @@ def build_network(c: ModelChoice) -> Network:
         return _zoo(c)
     if c.kind == "timm":
         return _timm(c)
-    raise UserError(f"unknown model kind {c.kind!r}; allowed: sampled, zoo, timm")
+    if c.kind == "matched":
+        return _matched(c)
+    raise UserError(f"unknown model kind {c.kind!r}; allowed: sampled, zoo, timm, matched")
 
 
 def _sampled(c: ModelChoice) -> Network:
@@ -114,6 +116,36 @@ def _timm(c: ModelChoice) -> Network:
             "num_classes": c.num_classes,
             "stem": c.stem or "native",
             **_counts(measured_complexity(module, c.resolution)),
+        },
+    }
+    return Network(module, info)
+
+
+def _matched(c: ModelChoice) -> Network:
+    """model=baselines: the baseline `c.name` matched to the regime (models/matched.py)."""
+    from netspaces.models.matched import build_matched, match_baseline, trained_complexity
+
+    m = match_baseline(c.name, c.regime)
+    module, arch = build_matched(
+        m, num_classes=c.num_classes, stem=c.stem, zero_init_final_gamma=c.zero_init_final_gamma
+    )
+    trained = trained_complexity(m, module, resolution=c.resolution, num_classes=c.num_classes, stem=c.stem)
+    info = {
+        "name": m.name,
+        "model": m.name,
+        "space": None,
+        "regime": m.regime,
+        "block": None,
+        "sample": None,
+        "arch": arch,
+        "flops": m.flops,
+        "params": m.params,
+        "acts": m.acts,
+        "trained": {
+            "resolution": c.resolution,
+            "num_classes": c.num_classes,
+            "stem": c.stem or "native",
+            **_counts(trained),
         },
     }
     return Network(module, info)

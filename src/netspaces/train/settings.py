@@ -26,7 +26,7 @@ PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "6
 COMPILE_MODES = ("off", "default", "max-autotune-no-cudagraphs")  # trainer.compile (perf.compile_network)
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 STRATEGIES = ("auto", "ddp")
-MODEL_KINDS = ("sampled", "zoo", "timm")
+MODEL_KINDS = ("sampled", "zoo", "timm", "matched")  # matched: model=baselines (space/matched.py)
 LOGGERS = ("csv", "wandb", "tensorboard")
 REFERENCE_BATCH = 128
 
@@ -80,13 +80,13 @@ class OptimSettings:
 
 @dataclass(frozen=True)
 class ModelChoice:
-    kind: str  # sampled | zoo | timm
-    name: str  # zoo or timm name ("sampled" for sampled models)
+    kind: str  # sampled | zoo | timm | matched
+    name: str  # zoo or timm name ("sampled" for sampled models, the baseline's key for matched ones)
     num_classes: int
     resolution: int
     stem: str | None = None  # None: the model's own stem
     zero_init_final_gamma: bool = False
-    # sampled models: the design space, its flop regime and the sample index
+    # sampled models: the design space, its flop regime (matched baselines: theirs) and the sample index
     space: str | None = None
     regime: Regime | None = None
     block: str | None = None
@@ -297,23 +297,37 @@ def optim_settings(cfg: DictConfig, world_size: int) -> OptimSettings:
     warmup = _int(cfg, "schedule.warmup_epochs", lo=0)
     if warmup > epochs:
         raise _fail("schedule.warmup_epochs", warmup, f"at most schedule.epochs ({epochs})")
-    # a model family may bring its own recipe (EfficientNet: lr 0.2, wd 1e-5)
+    # a model family may bring its own recipe (EfficientNet: lr 0.2, wd 1e-5): model.* when
+    # set, else (model=baselines) the member's family recipe, else the schedule's
     lr_key = "model.base_lr" if OmegaConf.select(cfg, "model.base_lr") is not None else "schedule.base_lr"
     wd_key = (
         "model.weight_decay" if OmegaConf.select(cfg, "model.weight_decay") is not None else "schedule.weight_decay"
     )
+    base_lr, weight_decay = _float(cfg, lr_key, lo=0.0, lo_open=True), _float(cfg, wd_key, lo=0.0)
+    recipe = _baseline_recipe(cfg)
+    base_lr = recipe.get("base_lr", base_lr) if lr_key.startswith("schedule.") else base_lr
+    weight_decay = recipe.get("weight_decay", weight_decay) if wd_key.startswith("schedule.") else weight_decay
     batch = _int(cfg, "schedule.batch_size", lo=1)
     return OptimSettings(
-        base_lr=_float(cfg, lr_key, lo=0.0, lo_open=True),
+        base_lr=base_lr,
         global_batch=batch * world_size,
         momentum=_float(cfg, "schedule.momentum", lo=0.0, hi=1.0, hi_open=True),
         nesterov=bool(OmegaConf.select(cfg, "schedule.nesterov")),
-        weight_decay=_float(cfg, wd_key, lo=0.0),
+        weight_decay=weight_decay,
         weight_decay_norm_bias=bool(OmegaConf.select(cfg, "schedule.weight_decay_norm_bias")),
         epochs=epochs,
         warmup_epochs=warmup,
         warmup_factor=_float(cfg, "schedule.warmup_factor", lo=0.0, hi=1.0, lo_open=True),
     )
+
+
+def _baseline_recipe(cfg: DictConfig) -> dict:
+    """model=baselines: the family recipe of the member `sample` names; {} for other models."""
+    if OmegaConf.select(cfg, "model.kind") != "matched":
+        return {}
+    from netspaces.space.matched import get_rule
+
+    return get_rule(OmegaConf.select(cfg, "sample")).recipe
 
 
 def data_settings(cfg: DictConfig, t: TrainerSettings) -> DataSettings:
@@ -383,18 +397,17 @@ def model_choice(cfg: DictConfig, num_classes: int, resolution: int) -> ModelCho
         stem=stem,
         zero_init_final_gamma=bool(OmegaConf.select(cfg, "schedule.zero_init_final_gamma")),
     )
+    if kind == "matched":  # model=baselines: `sample` names the member, matched to the regime
+        from netspaces.space.matched import get_rule
+
+        return ModelChoice(name=get_rule(OmegaConf.select(cfg, "sample")).key, regime=_regime(cfg), **common)
     if kind != "sampled":
         name = OmegaConf.select(cfg, "model.name", default=None, throw_on_missing=False)
         if not name:
             raise UserError("model.name is required with model=timm: e.g. model.name=efficientnet_b0")
         return ModelChoice(name=str(name), **common)
     space = get_space(str(OmegaConf.select(cfg, "space.name"))).name
-    regime = get_regime(
-        str(OmegaConf.select(cfg, "regime.name")),
-        tolerance=_float(cfg, "regime.tolerance", lo=0.0, hi=1.0, lo_open=True, hi_open=True, none_ok=True),
-        max_params=_float(cfg, "regime.max_params", lo=0.0, lo_open=True, none_ok=True),
-        max_acts=_float(cfg, "regime.max_acts", lo=0.0, lo_open=True, none_ok=True),
-    )
+    regime = _regime(cfg)
     block = _choice(cfg, "block.name", BLOCK_TYPES)
     return ModelChoice(
         name="sampled",
@@ -405,6 +418,15 @@ def model_choice(cfg: DictConfig, num_classes: int, resolution: int) -> ModelCho
         sample=_int(cfg, "sample", lo=0),
         draw=get_draw(OmegaConf.select(cfg, "space.draw", default=None)).name,
         **common,
+    )
+
+
+def _regime(cfg: DictConfig) -> Regime:
+    return get_regime(
+        str(OmegaConf.select(cfg, "regime.name")),
+        tolerance=_float(cfg, "regime.tolerance", lo=0.0, hi=1.0, lo_open=True, hi_open=True, none_ok=True),
+        max_params=_float(cfg, "regime.max_params", lo=0.0, lo_open=True, none_ok=True),
+        max_acts=_float(cfg, "regime.max_acts", lo=0.0, lo_open=True, none_ok=True),
     )
 
 
