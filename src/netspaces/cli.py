@@ -174,6 +174,34 @@ def cmd_spaces(a) -> int:
     return 0
 
 
+def cmd_baselines(a) -> int:
+    from netspaces.space.regimes import get_regime
+
+    regime = get_regime(a.regime)  # a bad name fails before torch loads
+
+    from netspaces.models.matched import matched_baselines
+
+    found = matched_baselines(regime)
+    if a.json:
+        for m in found:
+            print(json.dumps(m.as_dict()))
+        return 0
+    middle = (regime.lo + regime.hi) / 2e6
+    print(
+        f"baselines matched to {regime.name}: flops (multiply-adds at 224 px) in "
+        f"[{regime.lo / 1e6:g}, {regime.hi / 1e6:g}] MF (docs/baselines.md)"
+    )
+    print(f"{'name':<22} {'key':<16} {'width':>7} {'depth':>5} {'MF':>8} {'params M':>8} {'acts M':>7}  how")
+    for m in found:
+        how = "published, as is" if not m.scaled else f"width solved for {middle:g} MF"
+        print(
+            f"{m.name:<22} {m.key:<16} {m.width_mult:>7g} {m.depth_mult:>5g} {m.flops / 1e6:>8.1f} "
+            f"{m.params / 1e6:>8.2f} {m.acts / 1e6:>7.2f}  {how}"
+        )
+    print(f"train them: python train.py -m model=baselines regime={regime.name} (+ the population's data, schedule)")
+    return 0
+
+
 # ---------------------------------------------------------------- analyze, collect
 
 
@@ -191,6 +219,7 @@ def cmd_analyze(a) -> int:
         seed=a.seed,
         alpha=a.alpha,
         power=a.power,
+        baselines=a.baselines,
     )
     print(format_summary(result.analysis))
     print(f"wrote {len(result.written)} files in {a.out}:")
@@ -393,6 +422,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--draw", default=None, help="with --verbose: only this rule set (pycls, loguniform, uniform)")
     t.set_defaults(func=cmd_spaces)
 
+    bl = sub.add_parser(
+        "baselines",
+        help="EfficientNet and ResNe(X)t baselines matched to a flop regime, with flops/params/acts",
+        description="The baselines `python train.py -m model=baselines regime=R` trains: EfficientNet-B0, "
+        "EfficientNet-B0 at B1's depth, ResNet-50 and ResNeXt-50 32x4d, each the published model where its "
+        "flops lie in the regime's window, else with its width multiplier solved for the window's midpoint.",
+    )
+    bl.add_argument("--regime", required=True, help="a flop regime, e.g. 200mf, 400mf, 1.6gf")
+    bl.add_argument("--json", action="store_true", help="one JSON object per baseline")
+    bl.set_defaults(func=cmd_baselines)
+
     an = sub.add_parser(
         "analyze",
         help="compare populations: EDFs, KS, bootstrap, plots, HTML report",
@@ -440,6 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     an.add_argument(
         "--power", type=_probability, default=0.9, help="power asked for: models per space needed (default: 0.9)"
+    )
+    an.add_argument(
+        "--baselines",
+        action="append",
+        default=None,
+        metavar="DIR_OR_TABLE",
+        help="trained baselines (a `train.py -m model=baselines` sweep directory, or a CSV/JSONL table with name "
+        "and top1_err): a line on every EDF, the share of each population they beat (repeatable)",
     )
     an.add_argument(
         "--wandb",

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 from scipy import stats as scipy_stats
 
+from netspaces.analysis.baselines import Baseline
 from netspaces.analysis.edf import weighted_edf
 from netspaces.analysis.populations import Population, safe_name
 from netspaces.analysis.summary import Analysis
@@ -29,6 +30,7 @@ MIN_FIT_POINTS = 10
 # so every axis shows several labels (the width axis once labelled only "100")
 LOG_TICKS = (1.0, 2.0, 5.0)
 NARROW_SPAN = 10.0
+BASELINE_STYLES = [("black", "--"), ("tab:gray", "-."), ("tab:brown", ":"), ("tab:olive", "--"), ("tab:pink", "-.")]
 
 
 def _png(figure: Figure) -> bytes:
@@ -43,8 +45,40 @@ def _legend_label(p: Population) -> str:
     return f"{p.label} (n={len(e)}, min={e.min():.2f}, mean={e.mean():.2f})"
 
 
-def edf_plot(populations: list[Population], weights: dict[str, np.ndarray] | None, title: str) -> bytes:
-    """All populations' error EDFs on one axis (weighted when `weights` is given)."""
+def _baseline_lines(ax, baselines: list[Baseline]) -> None:
+    """Each baseline as a vertical line at its error, labelled along the line and in the legend;
+    labels of lines that (nearly) coincide are staggered down the line so they stay legible."""
+    colors = {}
+    for i, b in enumerate(baselines):
+        color, style = BASELINE_STYLES[i % len(BASELINE_STYLES)]
+        flops = "" if b.flops is None else f", {b.flops / 1e6:.0f} MF"
+        ax.axvline(b.error, color=color, linestyle=style, linewidth=1.3, label=f"{b.name} ({b.error:.2f}%{flops})")
+        colors[b.name] = color
+    lo, hi = ax.get_xlim()
+    level, last = 0, None
+    for b in sorted(baselines, key=lambda b: b.error):
+        level = (level + 1) % 3 if last is not None and b.error - last < 0.03 * (hi - lo) else 0
+        last = b.error
+        ax.text(
+            b.error,
+            0.98 - 0.3 * level,
+            f" {b.name}",
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=7,
+            color=colors[b.name],
+        )
+
+
+def edf_plot(
+    populations: list[Population],
+    weights: dict[str, np.ndarray] | None,
+    title: str,
+    baselines: list[Baseline] | None = None,
+) -> bytes:
+    """All populations' error EDFs on one axis (weighted when `weights` is given), and each
+    baseline as a labelled vertical line at its error."""
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.add_subplot()
     for p in populations:
@@ -67,6 +101,7 @@ def edf_plot(populations: list[Population], weights: dict[str, np.ndarray] | Non
                 linewidth=0,
                 label=f"{p.label} ± seed σ {sigma:.2f} ({noise['models']} models x {noise['seeds_per_model']:g} seeds)",
             )
+    _baseline_lines(ax, baselines or [])
     ax.set_xlabel("top-1 error (%)")
     ax.set_ylabel("cumulative prob." if weights is None else "cumulative prob. (normalized)")
     ax.set_ylim(0, 1.02)
@@ -243,11 +278,13 @@ def complexity_plot(populations: list[Population]) -> bytes | None:
     return _png(figure)
 
 
-def render_all(populations: list[Population], analysis: Analysis) -> tuple[dict[str, bytes], list[str]]:
+def render_all(
+    populations: list[Population], analysis: Analysis, baselines: list[Baseline] | None = None
+) -> tuple[dict[str, bytes], list[str]]:
     """Every plot as {file name: PNG bytes}, plus notes on the plots that were skipped."""
     plots = {
-        "edf.png": edf_plot(populations, None, "error EDF"),
-        "edf_norm.png": edf_plot(populations, analysis.weights, "normalized error EDF"),
+        "edf.png": edf_plot(populations, None, "error EDF", baselines),
+        "edf_norm.png": edf_plot(populations, analysis.weights, "normalized error EDF", baselines),
     }
     notes: list[str] = []
     for p in populations:

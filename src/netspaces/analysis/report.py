@@ -78,6 +78,33 @@ def _alpha(summary: dict) -> str:
     return ", ".join(sorted(alphas)) or "–"
 
 
+def _baselines_table(summary: dict) -> str:
+    """Each baseline against each population: its error, flops and the share of models it beats."""
+    rows = [
+        [
+            name,
+            b["error"],
+            "–" if b["flops"] is None else b["flops"] / 1e6,
+            "–" if b["params"] is None else b["params"] / 1e6,
+            label,
+            share["n"],
+            f"{share['beats_pct']:.1f}%",
+            f"{share['beats_pct_normalized']:.1f}%",
+            "yes" if share["identity_checked"] else "not checked",
+        ]
+        for name, b in summary.get("baselines", {}).items()
+        for label, share in b["populations"].items()
+    ]
+    if not rows:
+        return ""
+    header = ["baseline", "top-1 error", "flops (M)", "params (M)", "population", "n", "beats", "beats (normalized)"]
+    return (
+        "<h2>Baselines</h2><p>The share of each population's models a baseline beats (their error above "
+        "its own); same data, schedule and stem checked from the sweeps' identities.</p>"
+        + _table("baselines", [*header, "same training"], rows)
+    )
+
+
 NOT_RECORDED = "not recorded"
 
 
@@ -257,6 +284,7 @@ def build_html(
         )
         if noise_rows
         else "",
+        _baselines_table(s),
         "<h2>Bootstrap good ranges of the best model's parameters</h2>",
         _table("bootstrap", ["population", "parameter", "2.5%", "median", "97.5%"], boot_rows)
         if boot_rows

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from netspaces.analysis import bootstrap, stats
+from netspaces.analysis.baselines import BaselineSet, baseline_section
 from netspaces.analysis.edf import (
     complexity_bin_edges,
     complexity_weights,
@@ -91,13 +92,17 @@ def summarize(
     power: float = stats.DEFAULT_POWER,
     n_perm: int = stats.DEFAULT_N_PERM,
     power_reps: int = stats.DEFAULT_POWER_REPS,
+    baselines: BaselineSet | None = None,
 ) -> Analysis:
     """`n_boot` serves the good ranges and the median intervals; `alpha`/`power` are the
     KS test's level and the power asked for; `n_perm` relabellings give the permutation p
-    of the normalized KS; `power_reps` draws give each power estimate."""
+    of the normalized KS; `power_reps` draws give each power estimate; `baselines` (trained
+    baselines, analysis/baselines.py) are placed in every population."""
     weights, edges, notes = _normalization(populations, norm, bins)
     for population in populations:
         notes.extend(population.notes)
+    if baselines is not None:
+        notes.extend(baselines.notes)
 
     per_population = {}
     for i, p in enumerate(populations):
@@ -187,6 +192,8 @@ def summarize(
     edf_table = pd.concat(rows, ignore_index=True)
 
     summary = {"populations": per_population, "ks": ks, "bootstrap": boot, "warnings": warnings, "notes": notes}
+    if baselines is not None:
+        summary["baselines"] = baseline_section(baselines, populations, weights)
     return Analysis(summary=summary, edf_table=edf_table, weights=weights, notes=notes, warnings=warnings)
 
 
@@ -231,6 +238,10 @@ def format_summary(analysis: Analysis) -> str:
             f"power {pw['achieved_at_n']:.2f} at n={'/'.join(map(str, pw['n']))} (alpha {pw['alpha']:g}); "
             f"for power {pw['target']:g}: {needed}"
         )
+    for name, b in analysis.summary.get("baselines", {}).items():
+        flops = "" if b["flops"] is None else f", {b['flops'] / 1e6:.0f} MF"
+        shares = ", ".join(f"{s['beats_pct']:.0f}% of {label} (n={s['n']})" for label, s in b["populations"].items())
+        lines.append(f"baseline {name}: error {b['error']:.3f}{flops}; beats {shares}")
     for warning in analysis.warnings:
         lines.append(f"WARNING: {warning}")
     for note in analysis.notes:
