@@ -33,7 +33,8 @@ def network_stub(s: RunSettings) -> dict:
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The commit of the checkout netspaces runs from, "+dirty" when it has uncommitted changes;
-    None when it is not a git checkout (an installed package) or git is missing."""
+    None when it is not a git checkout (an installed package) or git is missing. Looked up once
+    per process: a process runs the code it imported, whatever is committed later."""
     root = Path(__file__).resolve().parents[3]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
