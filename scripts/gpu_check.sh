@@ -32,14 +32,14 @@ HAVE_CUDA=$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))')
 
 if [ "$HAVE_CUDA" = 1 ]; then
     log=$(mktemp)
-    timeout 240 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py >"$log" 2>&1
+    timeout 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py >"$log" 2>&1
     rc=$?
     echo "pytest_gpu: $(tail -1 "$log") (exit $rc)"
     [ $rc -eq 0 ] || tail -40 "$log" >&2
 else
     echo "pytest_gpu: skipped (no CUDA)"
 fi
-timeout 150 "$PY" benchmarks/gpu_check.py train $QUICK || echo "train_img_s: FAILED or timed out (exit $?)"
-timeout 60 "$PY" benchmarks/gpu_check.py decode $QUICK || echo "decode_img_s: FAILED or timed out (exit $?)"
-timeout 120 "$PY" benchmarks/gpu_check.py sweep $QUICK || echo "sweep_kill_resume: FAILED or timed out (exit $?)"
+timeout 120 "$PY" benchmarks/gpu_check.py train $QUICK || echo "train_img_s: FAILED or timed out (exit $?)"
+timeout 45 "$PY" benchmarks/gpu_check.py decode $QUICK || echo "decode_img_s: FAILED or timed out (exit $?)"
+timeout 90 "$PY" benchmarks/gpu_check.py sweep $QUICK || echo "sweep_kill_resume: FAILED or timed out (exit $?)"
 echo "gpu_check_s: $(( $(date +%s) - start ))"
