@@ -37,7 +37,7 @@ def test_the_protocol_is_complete_and_hashed_from_its_bytes():
 
 
 def test_an_unknown_protocol_is_one_line():
-    with pytest.raises(UserError, match="no protocol 'nope'; known: reproduce_small"):
+    with pytest.raises(UserError, match="no protocol 'nope'; known: chain, reproduce_small, scale_study$"):
         load_protocol("nope")
 
 
