@@ -151,8 +151,9 @@ def _keep_checkpoint(s: RunSettings, in_sweep: bool) -> bool:
     return (not in_sweep) if s.trainer.keep_checkpoint is None else s.trainer.keep_checkpoint
 
 
-def _prepare(s: RunSettings, cfg: DictConfig, ident: str):
-    """Data, network, LightningModule and loggers of a run, seeded."""
+def _prepare(s: RunSettings, cfg: DictConfig, ident: str | None = None):
+    """Data, network, LightningModule and loggers of a run, seeded; `ident` (the population
+    identity) names its W&B run and group."""
     import torch
     from lightning.pytorch import seed_everything
 
