@@ -264,3 +264,25 @@ def test_a_baseline_table_is_placed_but_not_checked(trained, tmp_path, capsys):
         capsys, str(trained["population"]), "--baselines", str(bad), "--out", str(tmp_path / "no")
     )
     assert code == 2 and "top1_err must be a number in [0, 100], got 140" in stderr
+
+
+def test_headless_chromium_shows_the_baseline_table(trained, tmp_path, capsys):
+    import subprocess
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    out = tmp_path / "analysis"
+    code, _, stderr = _analyze(
+        capsys, str(trained["population"]), "--baselines", str(trained["baselines"]), "--out", str(out)
+    )
+    assert code == 0, stderr
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    table = re.search(r'<table id="baselines">.*?</table>', dom.stdout, re.S)
+    names = json.loads((out / "summary.json").read_text())["baselines"]
+    assert table and len(names) == len(BASELINES) and all(name in table.group(0) for name in names)
+    assert "What was trained" in dom.stdout  # the header, in the same rendered page
