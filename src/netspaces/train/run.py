@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from netspaces import record
 from netspaces.errors import DataError, UserError, one_line
-from netspaces.train.settings import RunSettings, precision_used, run_settings
+from netspaces.train.settings import RunSettings, precision_used, run_settings, uses_gpu
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +163,10 @@ def _prepare(s: RunSettings, cfg: DictConfig, ident: str | None = None):
     from netspaces.train.loggers import make_loggers
     from netspaces.train.module import Classifier
     from netspaces.train.network import build_network
-    from netspaces.train.trainer import on_gpu
 
     t = s.trainer
     torch.set_num_threads(t.threads)
-    perf.process_setup(s.perf, on_gpu=on_gpu(t.accelerator), precision=precision_used(t))
+    perf.process_setup(s.perf, on_gpu=uses_gpu(t.accelerator), precision=precision_used(t))
     seed_everything(s.seed, workers=True, verbose=False)
     _, epochs_done = usable_checkpoint(s.run_dir)  # a broken one is set aside here, once
     datamodule = make_datamodule(s.data)

@@ -9,7 +9,7 @@ from typing import Any
 
 from netspaces import perf
 from netspaces.train.checkpoints import CHECKPOINT_DIR, LAST_CHECKPOINT, AtomicCheckpointIO
-from netspaces.train.settings import RunSettings
+from netspaces.train.settings import RunSettings, uses_gpu
 
 
 def quiet_lightning() -> None:
@@ -32,18 +32,12 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def on_gpu(accelerator: str) -> bool:
-    import torch
-
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-
-
 def build_trainer(s: RunSettings, loggers: list):
     from lightning.pytorch import Trainer
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     t = s.trainer
-    gpu = on_gpu(t.accelerator)
+    gpu = uses_gpu(t.accelerator)
     # one checkpoint, overwritten at the end of every epoch (after validation): what a rerun resumes
     callbacks: list = [
         ModelCheckpoint(
