@@ -56,21 +56,6 @@ def cuda() -> bool:
 # ---------------------------------------------------------------------------- train
 
 
-def _models():
-    import torch
-
-    from netspaces.models.baselines import create_baseline, get_network
-
-    torch.manual_seed(0)
-    ours = get_network("RegNetX-400MF", num_classes=1000)
-    torch.manual_seed(0)
-    ref = create_baseline("regnetx_004", num_classes=1000)
-    n_ours, n_ref = (sum(p.numel() for p in m.parameters()) for m in (ours, ref))
-    if n_ours != n_ref:
-        raise RuntimeError(f"not the same architecture: {n_ours:,} vs {n_ref:,} parameters")
-    return ours, ref
-
-
 def _optimizers(ours, ref):
     import torch
 
@@ -145,7 +130,11 @@ def train(quick: bool) -> None:
 
 
 def _fresh():
-    ours, ref = _models()
+    if str(REPO) not in sys.path:  # the benchmarks package, for the same model pair train_step_vs_timm builds
+        sys.path.insert(0, str(REPO))
+    from benchmarks.train_step_vs_timm import models
+
+    ours, ref, _ = models()
     opt_ours, opt_ref = _optimizers(ours, ref)
     return [("netspaces_regnetx_400mf", ours, opt_ours), ("timm_regnetx_004", ref, opt_ref)]
 
