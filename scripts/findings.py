@@ -109,35 +109,13 @@ def _first(study) -> tuple[int, int]:
 
 
 def _edf_png(curves, key, a_space: str, b_space: str) -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=100)
     styles = ["-", "--", ":", "-."]
-    for i, (seed, a, b) in enumerate(curves):
-        for errors, colour, label in ((a, "C0", a_space), (b, "C3", b_space)):
-            x = np.sort(errors)
-            ax.step(
-                x,
-                np.arange(1, len(x) + 1) / len(x),
-                where="post",
-                color=colour,
-                ls=styles[i % 4],
-                label=f"{label} s{seed}",
-            )
-    ax.set_xlabel("top-1 error (%)")
-    ax.set_ylabel("cumulative prob.")
-    ax.set_title(f"{key[0]} epochs, {key[1]} images/class")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # no version stamp: regenerates byte-equal
-    plt.close(fig)
-    return buf.getvalue()
+    series = [
+        (errors, colour, styles[i % 4], f"{label} s{seed}")
+        for i, (seed, a, b) in enumerate(curves)
+        for errors, colour, label in ((a, "C0", a_space), (b, "C3", b_space))
+    ]
+    return _edf_figure(series, f"{key[0]} epochs, {key[1]} images/class", (5, 3.4))
 
 
 def step_verdict(claim: str, diff: dict, p: float, median_to: float, median_from: float) -> str:
@@ -194,6 +172,13 @@ def chain_block(folder: Path, chain) -> tuple[str, list[tuple[str, bytes]]]:
 
 
 def _chain_png(errors: dict[str, np.ndarray]) -> bytes:
+    series = [(e, f"C{i}", "-", space) for i, (space, e) in enumerate(errors.items())]
+    return _edf_figure(series, "the chain: error EDFs", (5.5, 3.6))
+
+
+def _edf_figure(series, title: str, size: tuple[float, float]) -> bytes:
+    """Step EDFs, one per (errors, colour, line style, label), as PNG bytes without a version
+    stamp, so a regenerated plot is byte-equal."""
     import io
 
     import matplotlib
@@ -201,13 +186,13 @@ def _chain_png(errors: dict[str, np.ndarray]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=100)
-    for i, (space, e) in enumerate(errors.items()):
-        x = np.sort(e)
-        ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", color=f"C{i}", label=space)
+    fig, ax = plt.subplots(figsize=size, dpi=100)
+    for errors, colour, style, label in series:
+        x = np.sort(errors)
+        ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", color=colour, ls=style, label=label)
     ax.set_xlabel("top-1 error (%)")
     ax.set_ylabel("cumulative prob.")
-    ax.set_title("the chain: error EDFs")
+    ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
