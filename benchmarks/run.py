@@ -21,6 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import REPO, Result, machine, wait_for_quiet
+from netspaces.record import write_atomic
 
 # module names in benchmarks/, in run order (independent of training first)
 BENCHMARKS = (
@@ -99,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "failed": failed,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    tmp.replace(a.out)
+    write_atomic(a.out, json.dumps(out, indent=2) + "\n")  # fsynced, renamed: never half a file
     print()
     print(table(results))
     print(f"\n(written to {a.out})")

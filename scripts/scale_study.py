@@ -78,7 +78,7 @@ def export(sweep_dir: Path, dest: Path, protocol_hash: str) -> int:
     made under `protocol_hash` are exported (anything else in the directory is refused)."""
     import pandas as pd
 
-    from netspaces.record import find_records, table_row
+    from netspaces.record import atomic_target, find_records, table_row
 
     records = find_records(sweep_dir)
     other = sorted({str((r.get("config") or {}).get("protocol")) for r in records} - {protocol_hash})
@@ -88,9 +88,8 @@ def export(sweep_dir: Path, dest: Path, protocol_hash: str) -> int:
     table = pd.DataFrame(rows)
     table = table[[c for c in KEEP if c in table.columns]].assign(protocol=protocol_hash)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(dest)
+    with atomic_target(dest) as tmp:  # fsynced, renamed: never half a table
+        table.to_csv(tmp, index=False)
     return len(table)
 
 

@@ -5,7 +5,8 @@ A run writes one `result.json` (a Record) in its run directory; a sweep director
 `population.csv` / `population.jsonl`, one row per record, rebuilt from the records under a
 file lock so that jobs finishing together (joblib, SLURM arrays) leave a table holding all of
 them. Every file netspaces writes goes through `atomic_target`: a temporary file in the same
-directory, flushed to disk, then renamed, so a reader or a killed run never sees half a file.
+directory, flushed to disk (fsync), renamed, and the directory fsynced, so a reader, a killed run
+or a crashed node never sees half a file or an empty one.
 """
 
 from __future__ import annotations
@@ -143,17 +144,34 @@ def atomic_target(path: Path, suffix: str = "") -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_MARK}{suffix}")
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
+        with open(tmp, "rb+") as f:  # the content is on disk before the name points at it
             os.fsync(f.fileno())
         # a writer may create its file 0600 (mkstemp does); the result gets the mode any new
         # file gets under the process umask, so reports and tables stay readable by others
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        fsync_dir(path.parent)  # and the rename itself survives a node crash
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(exc, DiskFull):
             raise DiskFull(exc.errno, f"no space left on the device writing {path}") from None
         raise
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory's entries (a rename in it) to disk. Some file systems and platforms
+    cannot open or fsync a directory; there the rename is as durable as they make it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES):
+            raise
+    finally:
+        os.close(fd)
 
 
 def remove_partial_writes(directory: Path) -> list[Path]:
