@@ -59,6 +59,11 @@ REGISTER: tuple[Key, ...] = (
     Key("trainer.limit_train_batches", True, "fewer batches per epoch train another model"),
     Key("trainer.limit_val_batches", True, "fewer validation batches measure another error"),
     Key("trainer.compile", False, "torch.compile: the same network, compiled for speed"),
+    Key(
+        "trainer.collective_timeout_s",
+        False,
+        "how long a DDP rank waits for the others before the run fails: when a hang ends, not what is computed",
+    ),
     Key("trainer.*", False, "where and how fast a run goes (devices, threads, layout, logging)"),
     Key("paths.*", False, "where files go"),
     Key("logger.*", False, "where metrics go"),

@@ -73,7 +73,7 @@ def _train(cfg: DictConfig, in_sweep: bool) -> dict:
     loggers: list = []
     status, diverged_at = "ok", None
 
-    def ended(status: str, error: str) -> None:
+    def ended(status: str, error: str, publish: bool = True) -> None:
         if rank_zero_only.rank == 0:
             rec = make_record(
                 s,
@@ -92,7 +92,7 @@ def _train(cfg: DictConfig, in_sweep: bool) -> dict:
                 path = record.write_record(s.run_dir, rec)
             except record.DiskFull:
                 pass  # the error being reported says why; nothing more can be written
-            if status == "failed":  # the sweep goes on in this process: end this sample's W&B run
+            if status == "failed" and publish:  # the sweep goes on in this process: end this sample's W&B run
                 publish_record(loggers, rec, path)  # (a signal ends the process; W&B closes at exit)
 
     try:
@@ -101,7 +101,8 @@ def _train(cfg: DictConfig, in_sweep: bool) -> dict:
             info = network.info
             if rank_zero_only.rank == 0:
                 _announce(s, info, datamodule)
-            _fit(s, cfg, module, datamodule, loggers)
+            # a DDP rank 0 that cannot leave a collective when another rank died: the record, then exit
+            _fit(s, cfg, module, datamodule, loggers, on_stuck=lambda why: ended("failed", why, publish=False))
     except UserError:
         raise  # a bad value: no record (the run never started)
     except Diverged as d:
@@ -193,7 +194,7 @@ def _prepare(s: RunSettings, cfg: DictConfig, ident: str | None = None):
     return datamodule, network, module, loggers
 
 
-def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:
+def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers, on_stuck=None) -> None:
     """fit, resuming from the last checkpoint; this process starts the other DDP ranks if needed."""
     from netspaces.train import ddp
     from netspaces.train.checkpoints import usable_checkpoint
@@ -204,7 +205,14 @@ def _fit(s: RunSettings, cfg: DictConfig, module, datamodule, loggers) -> None:
         log.info("resuming from %s (%d epoch(s) done)", resume, epochs_done)
     trainer = build_trainer(s, loggers)
     if s.trainer.distributed and not ddp.externally_launched():
-        with ddp.local_ranks(OmegaConf.to_yaml(cfg, resolve=True), s.run_dir, s.trainer.devices, s.trainer.threads):
+        with ddp.local_ranks(
+            OmegaConf.to_yaml(cfg, resolve=True),
+            s.run_dir,
+            s.trainer.devices,
+            s.trainer.threads,
+            timeout_s=s.trainer.collective_timeout_s,
+            on_stuck=on_stuck,
+        ):
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     else:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
@@ -242,6 +250,7 @@ def hydra_job(cfg: DictConfig) -> dict | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from netspaces.train.ddp import RankFailed
     from netspaces.train.hydra_conf import replica_of
     from netspaces.train.signals import Interrupted
 
@@ -267,7 +276,7 @@ def hydra_job(cfg: DictConfig) -> dict | None:
     except record.DiskFull as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except DataError as exc:
+    except (DataError, RankFailed) as exc:  # a bad file, a dead DDP rank: the record says which
         print(f"error: {one_line(exc)} ({run_dir}: status failed)", file=sys.stderr, flush=True)
         if not in_sweep:
             sys.exit(1)

@@ -29,6 +29,7 @@ STRATEGIES = ("auto", "ddp")
 MODEL_KINDS = ("sampled", "zoo", "timm", "matched")  # matched: model=baselines (space/matched.py)
 LOGGERS = ("csv", "wandb", "tensorboard")
 REFERENCE_BATCH = 128
+COLLECTIVE_TIMEOUT_S = 300.0  # trainer.collective_timeout_s where a config has none (trainer=cpu, gpu)
 
 
 def cpus() -> int:
@@ -129,6 +130,7 @@ class TrainerSettings:
     eval_every: int = 1  # validate every N epochs and always after the last; 0: only after the last
     ema_decay: float = 0.0
     label_smoothing: float = 0.0
+    collective_timeout_s: float = COLLECTIVE_TIMEOUT_S  # DDP: how long a rank waits for the others
 
     @property
     def world_size(self) -> int:
@@ -260,6 +262,8 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
         eval_every=_int(cfg, "schedule.eval_every", lo=0),
         ema_decay=_float(cfg, "schedule.ema_decay", lo=0.0, hi=1.0, hi_open=True),
         label_smoothing=_float(cfg, "schedule.label_smoothing", lo=0.0, hi=1.0, hi_open=True),
+        collective_timeout_s=_float(cfg, "trainer.collective_timeout_s", lo=0.0, lo_open=True, none_ok=True)
+        or COLLECTIVE_TIMEOUT_S,
     )
 
 

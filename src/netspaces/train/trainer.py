@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from datetime import timedelta
 from typing import Any
 
 from netspaces import perf
@@ -70,7 +71,11 @@ def build_trainer(s: RunSettings, loggers: list):
         from lightning.fabric.plugins.environments import SLURMEnvironment
         from lightning.pytorch.strategies import DDPStrategy
 
-        strategy = DDPStrategy(process_group_backend="gloo" if t.accelerator == "cpu" else None)
+        # the timeout bounds a rank's wait at the rendezvous and in every collective (a hang)
+        strategy = DDPStrategy(
+            process_group_backend="gloo" if t.accelerator == "cpu" else None,
+            timeout=timedelta(seconds=t.collective_timeout_s),
+        )
         if SLURMEnvironment.detect():  # submitit requeues preempted/timed-out jobs, not Lightning
             plugins.append(SLURMEnvironment(auto_requeue=False))
     return Trainer(
