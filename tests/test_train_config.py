@@ -26,7 +26,7 @@ def test_groups_hold_the_paper_options():
     assert _options("schedule") == {"population", "paper_100ep", "quick"}
     assert _options("data") == {"digits", "cifar10", "imagenet", "imagefolder"}
     assert _options("logger") == {"csv", "wandb", "tensorboard"}
-    assert _options("trainer") == {"cpu", "gpu", "ddp"}
+    assert _options("trainer") == {"cpu", "gpu", "ddp", "ddp_multinode"}
     train_yaml = OmegaConf.load(REPO / "conf" / "train.yaml")
     assert set(train_yaml) == {
         "defaults",

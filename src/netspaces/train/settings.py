@@ -470,7 +470,19 @@ def perf_settings(cfg: DictConfig) -> PerfSettings:
 
 
 def check_machine(t: TrainerSettings) -> None:
-    """A GPU request this machine cannot honour, refused before anything runs."""
+    """A GPU request this machine cannot honour, or nodes nobody starts, refused before anything runs."""
+    if t.distributed and t.num_nodes > 1:  # this process would start one node's ranks, never the others
+        from netspaces.train.ddp import externally_launched
+
+        if not externally_launched():
+            raise _fail(
+                "trainer.num_nodes",
+                t.num_nodes,
+                "more than 1 only where SLURM starts the ranks (hydra/launcher=submitit_slurm) or torchrun does; "
+                "on one machine use trainer=ddp",
+            )
+    if t.distributed:
+        _check_slurm_layout(t)
     if t.accelerator not in ("gpu", "cuda"):
         return
     import torch
@@ -484,6 +496,23 @@ def check_machine(t: TrainerSettings) -> None:
         )
     if t.devices > have:
         raise _fail("trainer.devices", t.devices, f"at most the {have} GPU(s) this machine has")
+
+
+def _check_slurm_layout(t: TrainerSettings) -> None:
+    """Under SLURM every task is a rank and Lightning takes the world size from SLURM, while
+    the lr is scaled for trainer.num_nodes x trainer.devices: the two must be the same job."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if not SLURMEnvironment.detect():
+        return
+    tasks, nodes = os.environ.get("SLURM_NTASKS", ""), os.environ.get("SLURM_NNODES", "")
+    if (tasks.isdigit() and int(tasks) != t.world_size) or (nodes.isdigit() and int(nodes) != t.num_nodes):
+        raise _fail(
+            "trainer.num_nodes",
+            t.num_nodes,
+            f"this SLURM job runs {tasks} task(s) on {nodes or '?'} node(s), and trainer.num_nodes x trainer.devices "
+            f"(here {t.num_nodes} x {t.devices}) must be its nodes x tasks per node",
+        )
 
 
 def _known_keys(cfg: DictConfig) -> None:
