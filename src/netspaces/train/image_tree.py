@@ -11,6 +11,7 @@ place is decoded again.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netspaces.errors import UserError
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -30,6 +33,9 @@ class Listing:
     root: Path
     classes: tuple[str, ...]
     images: tuple[tuple[int, str, int, int], ...]
+    # every folder walked (relative to the split) with its mtime, read before its entries:
+    # what a cached file list is checked against (file_lists.py)
+    folders: tuple[tuple[str, int], ...] = ()
 
     def paths(self) -> list[str]:
         return [str(self.root / rel) for _, rel, _, _ in self.images]
@@ -53,13 +59,20 @@ def shared_listings() -> Iterator[None]:
         _SHARED = outer
 
 
-def list_split(root: Path, split: str) -> Listing:
+def list_split(root: Path, split: str, cache_dir: Path | str | None = None) -> Listing:
     """Every image of root/split, in ImageFolder's order; one UserError when the tree is not
-    an image tree or a class folder holds no image."""
+    an image tree or a class folder holds no image. With `cache_dir`, a tree of more than
+    BIG_TREE images is kept there as a file list and reused while no folder changed
+    (file_lists.py): a job, a requeue or a DDP rank then does not stat a million files again."""
     key = Path(os.path.abspath(Path(root) / split))
     if _SHARED is not None and key in _SHARED:
         return _SHARED[key]
-    listing = _list_split(root, split)
+    if cache_dir is not None:
+        from netspaces.train.file_lists import cached_listing
+
+        listing = cached_listing(root, split, Path(cache_dir))
+    else:
+        listing = _list_split(root, split)
     if _SHARED is not None:
         _SHARED[key] = listing
     return listing
@@ -67,12 +80,12 @@ def list_split(root: Path, split: str) -> Listing:
 
 def _list_split(root: Path, split: str) -> Listing:
     split_dir = Path(root) / split
+    folders: dict[str, int] = {".": split_dir.stat().st_mtime_ns} if split_dir.is_dir() else {}
     classes = _classes(root, split)
     images, empty = [], []
     for index, name in enumerate(classes):
         found = []
-        for dirpath, dirnames, filenames in os.walk(split_dir / name):
-            dirnames.sort()
+        for dirpath, filenames in _walk(str(split_dir / name), folders, str(split_dir)):
             for f in sorted(filenames):
                 if f.lower().endswith(IMAGE_EXTENSIONS):
                     full = os.path.join(dirpath, f)
@@ -85,7 +98,20 @@ def _list_split(root: Path, split: str) -> Listing:
         raise UserError(f"data.root={root}: no images under {split_dir}/<class>/ (an empty or non-ImageFolder tree)")
     if empty:
         raise UserError(f"data.root={root}: {len(empty)} empty class folder(s): {', '.join(empty)}")
-    return Listing(split_dir, tuple(classes), tuple(images))
+    return Listing(split_dir, tuple(classes), tuple(images), tuple(folders.items()))
+
+
+def _walk(top: str, folders: dict[str, int], base: str) -> Iterator[tuple[str, list[str]]]:
+    """os.walk's top-down order (sub-folders sorted, symlinked folders not entered), each
+    folder's mtime taken before its entries are read, so a change during the walk is seen."""
+    folders[os.path.relpath(top, base)] = os.stat(top).st_mtime_ns
+    subdirs, files = [], []
+    for e in os.scandir(top):
+        (subdirs if e.is_dir() else files).append(e)
+    yield top, [e.name for e in files]
+    for e in sorted(subdirs, key=lambda e: e.name):
+        if not e.is_symlink():
+            yield from _walk(e.path, folders, base)
 
 
 def _classes(root: Path, split: str) -> list[str]:
@@ -182,7 +208,7 @@ def fingerprint(root: Path, split: str, cache_dir: Path | None = None) -> str:
         cache = Path(cache_dir) / "fingerprints" / f"{key[:32]}.txt"
         if cache.is_file():
             return cache.read_text().strip()
-    listing = list_split(root, split)
+    listing = list_split(root, split, cache_dir)
     value = digest(listing, mtimes=False)
     if cache is not None and len(listing.images) > BIG_TREE:
         from netspaces.record import write_atomic
