@@ -40,7 +40,7 @@ def _age(root) -> None:
 def _listing(root, cache, caplog):
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=file_lists.__name__):
-        listing = image_tree.list_split(root, "train", cache)
+        listing = file_lists.cached_listing(root, "train", cache)
     return listing, " ".join(r.getMessage() for r in caplog.records)
 
 
@@ -107,7 +107,19 @@ def test_small_trees_are_listed_every_time(tmp_path, caplog):
 def test_the_listing_is_torchvisions_imagefolder_order(tmp_path):
     from torchvision.datasets import ImageFolder
 
-    listing = image_tree.list_split(IMAGENETTE, "val", tmp_path)
+    listing = file_lists.cached_listing(IMAGENETTE, "val", tmp_path)
     folder = ImageFolder(str(IMAGENETTE / "val"))
     assert listing.classes == tuple(folder.classes)
     assert list(zip(listing.paths(), listing.labels())) == folder.samples
+
+
+@needs(IMAGENETTE)
+def test_a_listing_made_earlier_in_the_run_is_cached_without_a_second_scan(tree, tmp_path, caplog, monkeypatch):
+    scans = []
+    real = image_tree._list_split
+    monkeypatch.setattr(image_tree, "_list_split", lambda root, split: scans.append(split) or real(root, split))
+    with image_tree.shared_listings():
+        first = image_tree.list_split(tree, "train")  # as the identity's fingerprint lists it
+        again, said = _listing(tree, tmp_path / "cache", caplog)
+    assert again == first and scans == ["train"] and "built, 12 images, cached in" in said
+    assert file_lists.cache_file(tree / "train", tmp_path / "cache").is_file()

@@ -34,11 +34,6 @@ from netspaces.train.settings import DataSettings
 
 log = logging.getLogger(__name__)
 
-# AlexNet-style PCA lighting (RGB, pixels in [0, 1]), as pycls uses for ImageNet
-EIG_VALS = (0.2175, 0.0188, 0.0045)
-EIG_VECS = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
-
-
 # ---------------------------------------------------------------- selection and augmentation
 
 
@@ -54,13 +49,18 @@ def limit_per_class(labels: np.ndarray, k: int | None) -> np.ndarray:
 
 
 def random_crop_flip(x: Any, pad: int, generator: Any) -> Any:
-    """Per-image random crop (zero padding `pad`) and horizontal flip, batched on x's device."""
+    """Per-image random crop (zero padding `pad`) and horizontal flip, batched on x's device
+    (drawn from `generator`, on the GPU when it is a CUDA generator)."""
     import torch
     import torch.nn.functional as F
 
     n, c, h, w = x.shape
-    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
-    flips = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    if generator.device.type == "cuda":  # drawn on the GPU: no host-to-device copy per step
+        offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator, device=x.device)
+        flips = torch.rand(n, generator=generator, device=x.device) < 0.5
+    else:  # the CPU path, as it always was (reproductions depend on its exact numbers)
+        offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
+        flips = (torch.rand(n, generator=generator) < 0.5).to(x.device)
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (offsets[1][:, None] + torch.arange(w, device=x.device))[:, None, None, :]
@@ -194,6 +194,8 @@ class Lighting:
     def __init__(self, alpha_std: float) -> None:
         import torch
 
+        from netspaces.train.device_input import EIG_VALS, EIG_VECS
+
         self.alpha_std = alpha_std
         self.eig_vals = torch.tensor(EIG_VALS)
         self.eig_vecs = torch.tensor(EIG_VECS)
@@ -205,20 +207,26 @@ class Lighting:
         return img + (self.eig_vecs @ (alpha * self.eig_vals)).view(3, 1, 1)
 
 
-def folder_transforms(s: DataSettings, train: bool):
+def folder_transforms(s: DataSettings, train: bool, uint8: bool = False):
+    """The paper's per-image transform of an image folder: float32 normalised, or (`uint8`)
+    the same crop as uint8 (3, H, W) pixels, normalised and PCA-lit later on the training
+    device (device_input.normalize), a quarter of the bytes through the loader."""
     from torchvision import transforms as T
 
     if train and s.augment:
-        steps = [T.RandomResizedCrop(s.resolution, scale=(0.08, 1.0)), T.RandomHorizontalFlip(), T.ToTensor()]
-        if s.pca_lighting > 0:
-            steps.append(Lighting(s.pca_lighting))
+        steps = [T.RandomResizedCrop(s.resolution, scale=(0.08, 1.0)), T.RandomHorizontalFlip()]
     else:  # the paper's evaluation: resize to 256/224 of the crop, center crop
-        steps = [T.Resize(round(s.resolution * 256 / 224)), T.CenterCrop(s.resolution), T.ToTensor()]
+        steps = [T.Resize(round(s.resolution * 256 / 224)), T.CenterCrop(s.resolution)]
+    if uint8:
+        return T.Compose([*steps, T.PILToTensor()])
+    steps.append(T.ToTensor())
+    if train and s.augment and s.pca_lighting > 0:
+        steps.append(Lighting(s.pca_lighting))
     return T.Compose([*steps, T.Normalize(s.mean, s.std)])
 
 
 def FolderData(s: DataSettings):
-    """The DataModule of ImageNet or any ImageFolder tree, images decoded in loader workers
+    """The DataModule of ImageNet or any ImageFolder tree, decoded by data.loader's choice
     (datamodules.FolderData; torch and Lightning load here, on first use)."""
     from netspaces.train.datamodules import FolderData as DataModule
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,23 +37,27 @@ def cache_file(split_dir: Path, cache_dir: Path) -> Path:
     return Path(cache_dir) / "file_lists" / f"{Path(split_dir).name}-{key}.npz"
 
 
-def cached_listing(root: Path, split: str, cache_dir: Path) -> image_tree.Listing:
-    """root/split's listing: the cached one while no folder changed, else a fresh one (kept
-    for next time when the tree has more than BIG_TREE images)."""
+def cached_listing(root: Path, split: str, cache_dir: Path | str) -> image_tree.Listing:
+    """root/split's listing: this run's (image_tree.shared_listings), else the cached one while
+    no folder changed, else a fresh one; a tree of more than BIG_TREE images is kept for next
+    time."""
     split_dir = Path(root) / split
-    path = cache_file(split_dir, cache_dir)
+    path = cache_file(split_dir, Path(cache_dir))
+    listing = image_tree.shared(root, split)
     why = "built"
-    if path.is_file():
+    if listing is None and path.is_file():
         stored = _load(path, split_dir)
         if isinstance(stored, image_tree.Listing):
             log.info("file list of %s: reused %s (%d images; no folder changed)", split_dir, path, len(stored.images))
+            image_tree.share(root, split, stored)
             return stored
         why = f"rebuilt ({stored})"
-    started = time.time_ns()
-    listing = image_tree._list_split(root, split)
+    elif listing is not None and (path.is_file() or len(listing.images) <= image_tree.BIG_TREE):
+        return listing  # listed earlier in this run, and cached already or too small to cache
+    listing = listing or image_tree.list_split(root, split)
     if len(listing.images) <= image_tree.BIG_TREE:
         return listing
-    racy = [rel for rel, mtime in listing.folders if mtime >= started - RACY_NS]
+    racy = [rel for rel, mtime in listing.folders if mtime >= listing.listed_at_ns - RACY_NS]
     if racy:  # changed just now: a change in the same clock tick would keep this mtime
         log.info("file list of %s: %s, not cached (folder %s changed during the listing)", split_dir, why, racy[0])
         return listing
@@ -81,7 +84,7 @@ def _load(path: Path, split_dir: Path) -> image_tree.Listing | str:
         zip(a["labels"].tolist(), a["paths"].tolist(), a["sizes"].tolist(), a["mtimes"].tolist(), strict=True)
     )
     folders = tuple(zip(a["folders"].tolist(), a["folder_mtimes"].tolist(), strict=True))
-    return image_tree.Listing(split_dir, tuple(a["classes"].tolist()), images, folders)
+    return image_tree.Listing(split_dir, tuple(a["classes"].tolist()), images, folders, int(a["listed_at_ns"]))
 
 
 def _save(path: Path, listing: image_tree.Listing) -> None:
@@ -99,6 +102,7 @@ def _save(path: Path, listing: image_tree.Listing) -> None:
                 mtimes=np.array(mtimes, np.int64),
                 folders=np.array(folders),
                 folder_mtimes=np.array(folder_mtimes, np.int64),
+                listed_at_ns=np.array(listing.listed_at_ns, np.int64),
             )
     except DiskFull as exc:  # the cache only saves time
         log.warning("file list of %s not cached: %s", listing.root, exc)

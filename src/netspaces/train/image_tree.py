@@ -11,16 +11,14 @@ place is decoded again.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from netspaces.errors import UserError
-
-log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -36,6 +34,8 @@ class Listing:
     # every folder walked (relative to the split) with its mtime, read before its entries:
     # what a cached file list is checked against (file_lists.py)
     folders: tuple[tuple[str, int], ...] = ()
+    # the clock when the listing started (file_lists: a folder changed near it is not trusted)
+    listed_at_ns: int = field(default=0, compare=False)
 
     def paths(self) -> list[str]:
         return [str(self.root / rel) for _, rel, _, _ in self.images]
@@ -59,26 +59,29 @@ def shared_listings() -> Iterator[None]:
         _SHARED = outer
 
 
-def list_split(root: Path, split: str, cache_dir: Path | str | None = None) -> Listing:
+def list_split(root: Path, split: str) -> Listing:
     """Every image of root/split, in ImageFolder's order; one UserError when the tree is not
-    an image tree or a class folder holds no image. With `cache_dir`, a tree of more than
-    BIG_TREE images is kept there as a file list and reused while no folder changed
-    (file_lists.py): a job, a requeue or a DDP rank then does not stat a million files again."""
-    key = Path(os.path.abspath(Path(root) / split))
-    if _SHARED is not None and key in _SHARED:
-        return _SHARED[key]
-    if cache_dir is not None:
-        from netspaces.train.file_lists import cached_listing
-
-        listing = cached_listing(root, split, Path(cache_dir))
-    else:
+    an image tree or a class folder holds no image. (file_lists.cached_listing keeps a big
+    tree's list between jobs.)"""
+    listing = shared(root, split)
+    if listing is None:
         listing = _list_split(root, split)
-    if _SHARED is not None:
-        _SHARED[key] = listing
+        share(root, split, listing)
     return listing
 
 
+def shared(root: Path, split: str) -> Listing | None:
+    """root/split's listing made earlier in this run (inside shared_listings()), else None."""
+    return None if _SHARED is None else _SHARED.get(Path(os.path.abspath(Path(root) / split)))
+
+
+def share(root: Path, split: str, listing: Listing) -> None:
+    if _SHARED is not None:
+        _SHARED[Path(os.path.abspath(Path(root) / split))] = listing
+
+
 def _list_split(root: Path, split: str) -> Listing:
+    started = time.time_ns()
     split_dir = Path(root) / split
     folders: dict[str, int] = {".": split_dir.stat().st_mtime_ns} if split_dir.is_dir() else {}
     classes = _classes(root, split)
@@ -98,7 +101,7 @@ def _list_split(root: Path, split: str) -> Listing:
         raise UserError(f"data.root={root}: no images under {split_dir}/<class>/ (an empty or non-ImageFolder tree)")
     if empty:
         raise UserError(f"data.root={root}: {len(empty)} empty class folder(s): {', '.join(empty)}")
-    return Listing(split_dir, tuple(classes), tuple(images), tuple(folders.items()))
+    return Listing(split_dir, tuple(classes), tuple(images), tuple(folders.items()), started)
 
 
 def _walk(top: str, folders: dict[str, int], base: str) -> Iterator[tuple[str, list[str]]]:
@@ -208,7 +211,7 @@ def fingerprint(root: Path, split: str, cache_dir: Path | None = None) -> str:
         cache = Path(cache_dir) / "fingerprints" / f"{key[:32]}.txt"
         if cache.is_file():
             return cache.read_text().strip()
-    listing = list_split(root, split, cache_dir)
+    listing = list_split(root, split)
     value = digest(listing, mtimes=False)
     if cache is not None and len(listing.images) > BIG_TREE:
         from netspaces.record import write_atomic

@@ -47,6 +47,8 @@ REGISTER: tuple[Key, ...] = (
     Key("data.persistent_workers", False, "loader processes kept between epochs: how fast"),
     Key("data.download", False, "whether torchvision may fetch CIFAR-10; the fingerprint is identity"),
     Key("data.verify", False, "an up-front decode check; it changes nothing trained"),
+    Key("data.loader", False, "which decoder (PIL, DALI, GPU decode_jpeg) runs the same augmentation: how fast"),
+    Key("data.on_device", False, "in-memory data held on the GPU, augmented there: how fast"),
     Key("data.*", True, "which data set, split, resolution, augmentation and normalisation"),
     # the schedule
     Key("schedule.name", False, "a label; the schedule's values are identity"),

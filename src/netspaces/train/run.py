@@ -148,6 +148,18 @@ def _set_aside(run_dir: Path, old: dict) -> None:
     log.warning("%s held a record of another experiment (identity %s): moved to %s", run_dir, tag, target.name)
 
 
+def _spread_over_gpus(cfg: DictConfig, job_num: int) -> None:
+    """joblib jobs get their own GPU(s), round-robin (settings.joblib_devices); written into
+    the job's config, so its DDP ranks and its record use the same ones."""
+    import torch
+
+    from netspaces.train.settings import joblib_devices
+
+    ids = joblib_devices(cfg, job_num, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if ids is not None:
+        cfg.trainer.devices = ids
+
+
 def _keep_checkpoint(s: RunSettings, in_sweep: bool) -> bool:
     return (not in_sweep) if s.trainer.keep_checkpoint is None else s.trainer.keep_checkpoint
 
@@ -258,6 +270,8 @@ def hydra_job(cfg: DictConfig) -> dict | None:
     replica = replica_of(OmegaConf.select(cfg, "sample")) if in_sweep else None
     if replica is not None:  # sweep.replicas: sample i again with training seed + j (its own identity)
         cfg.sample, cfg.seed = replica[0], int(cfg.seed) + replica[1]
+    if in_sweep and "joblib" in str(HydraConfig.get().launcher.get("_target_", "")).lower():
+        _spread_over_gpus(cfg, HydraConfig.get().job.num)
     run_dir = Path(str(cfg.paths.run_dir))
     if in_sweep:
         _claim_identity(cfg, run_dir.parent)

@@ -28,6 +28,7 @@ ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 STRATEGIES = ("auto", "ddp")
 MODEL_KINDS = ("sampled", "zoo", "timm", "matched")  # matched: model=baselines (space/matched.py)
 LOGGERS = ("csv", "wandb", "tensorboard")
+LOADERS = ("auto", "pil", "dali", "gpu")  # data.loader of image folders (docs/training.md, data loaders)
 REFERENCE_BATCH = 128
 COLLECTIVE_TIMEOUT_S = 300.0  # trainer.collective_timeout_s where a config has none (trainer=cpu, gpu)
 
@@ -35,6 +36,13 @@ COLLECTIVE_TIMEOUT_S = 300.0  # trainer.collective_timeout_s where a config has 
 def cpus() -> int:
     """CPUs this process may run on (its affinity: a SLURM or taskset share, not the node)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpus_per_process(processes: int) -> int:
+    """The CPUs of one of this job's processes: SLURM_CPUS_PER_TASK under SLURM (a task is a
+    rank), else this process's affinity shared among the job's `processes` on this node."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return int(slurm) if slurm.isdigit() and int(slurm) > 0 else max(1, cpus() // max(1, processes))
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,9 @@ class DataSettings:
     pin_memory: bool = False
     persistent_workers: bool = False
     download: bool = False
-    cache_dir: str | None = None  # decoded CIFAR-10 arrays are cached here
+    cache_dir: str | None = None  # decoded CIFAR-10 arrays and big trees' file lists are cached here
+    loader: str = "pil"  # image folders, resolved: pil (uint8 from workers) | dali | gpu (decode_jpeg on CUDA)
+    on_device: bool = False  # in-memory data held on the CUDA device (only ever on CUDA)
     verify: bool = False  # decode every image up front
     mean: tuple[float, ...] | None = None  # per channel, pixels in [0, 1] (the data YAML's)
     std: tuple[float, ...] | None = None
@@ -113,6 +123,7 @@ class LoggerSettings:
 class TrainerSettings:
     accelerator: str = "cpu"
     devices: int = 1  # processes per node
+    device_ids: tuple[int, ...] | None = None  # trainer.devices given as a list: which GPUs
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"  # resolved: "auto" is bf16-mixed on a GPU, 32-true elsewhere
@@ -216,7 +227,21 @@ def _limit(cfg: DictConfig, key: str, *, zero_ok: bool = False) -> int | float |
     return value
 
 
+def _device_ids(cfg: DictConfig) -> tuple[int, ...] | None:
+    """trainer.devices as a list of GPU indices ([0, 2]); None when it is a count."""
+    value = OmegaConf.select(cfg, "trainer.devices")
+    if not OmegaConf.is_list(value) and not isinstance(value, (list, tuple)):
+        return None
+    ids = list(value)
+    if not ids or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids) or len(set(ids)) < len(ids):
+        raise _fail("trainer.devices", ids, "a count >= 1, auto, or a list of distinct GPU indices >= 0 ([0, 2])")
+    return tuple(ids)
+
+
 def _devices(cfg: DictConfig, accelerator: str) -> int:
+    ids = _device_ids(cfg)
+    if ids is not None:
+        return len(ids)
     value = OmegaConf.select(cfg, "trainer.devices")
     if value in ("auto", -1):
         if accelerator in ("gpu", "cuda", "auto"):
@@ -245,6 +270,7 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
     return TrainerSettings(
         accelerator=accelerator,
         devices=_devices(cfg, accelerator),
+        device_ids=_device_ids(cfg),
         num_nodes=_int(cfg, "trainer.num_nodes", lo=1),
         strategy=_choice(cfg, "trainer.strategy", STRATEGIES),
         precision=_precision(cfg, accelerator),
@@ -341,7 +367,8 @@ def data_settings(cfg: DictConfig, t: TrainerSettings) -> DataSettings:
         raise _fail("data.name", name, "the name of a data set (data=digits, cifar10, imagenet, imagefolder)")
     root = OmegaConf.select(cfg, "data.root", default=None, throw_on_missing=False)
     workers = d.get("workers", 0)
-    workers = min(8, max(1, cpus() // max(1, t.devices))) if workers == "auto" else _int(cfg, "data.workers", lo=0)
+    # auto: the job's CPUs per process less two (the training process and its pinning thread)
+    workers = max(1, cpus_per_process(t.devices) - 2) if workers == "auto" else _int(cfg, "data.workers", lo=0)
     pin = d.get("pin_memory", "auto")
     pin = t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and _cuda()) if pin == "auto" else bool(pin)
     stats = {}
@@ -377,8 +404,59 @@ def data_settings(cfg: DictConfig, t: TrainerSettings) -> DataSettings:
         download=bool(d.get("download", False)),
         verify=bool(d.get("verify", False)),
         cache_dir=str(Path(str(OmegaConf.select(cfg, "paths.output"))) / "cache"),
+        loader=_loader(d, uses_gpu(t.accelerator)) if "loader" in d else "pil",
+        on_device=_on_device(d, uses_gpu(t.accelerator)) if "on_device" in d else False,
         **stats,
     )
+
+
+def _loader(d: DictConfig, on_cuda: bool) -> str:
+    """data.loader resolved: auto is pil on the CPU, on CUDA dali where nvidia-dali is
+    installed, else gpu (torchvision's decode_jpeg on the GPU). A loader this run cannot
+    use is one line naming the value and what is missing."""
+    value = str(d.get("loader"))
+    if value not in LOADERS:
+        raise _fail("data.loader", value, "one of " + ", ".join(LOADERS))
+    if value == "auto":
+        return ("dali" if _dali_installed() else "gpu") if on_cuda else "pil"
+    if value in ("dali", "gpu") and not on_cuda:
+        raise UserError(
+            f"data.loader={value} decodes on a CUDA GPU, and this run trains on the CPU: "
+            "use trainer=gpu, or data.loader=pil (or auto)"
+        )
+    if value == "dali" and not _dali_installed():
+        raise UserError(f"data.loader=dali needs the nvidia-dali package: {dali_install_hint()}")
+    return value
+
+
+def _dali_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("nvidia.dali") is not None
+    except (ImportError, ValueError):  # no `nvidia` namespace package at all
+        return False
+
+
+def dali_install_hint() -> str:
+    """How to install DALI for this torch: netspaces[dali] is the CUDA 13 build (the pinned
+    torch's); another CUDA major needs its own package."""
+    import torch
+
+    major = (torch.version.cuda or "13").split(".")[0]
+    if major == "13":
+        return "pip install netspaces[dali] (nvidia-dali-cuda130)"
+    return f"pip install nvidia-dali-cuda{major}0 (this torch is built for CUDA {major})"
+
+
+def _on_device(d: DictConfig, on_cuda: bool) -> bool:
+    """data.on_device of in-memory data: auto (on the GPU when training on CUDA) | false."""
+    value = d.get("on_device")
+    if value not in ("auto", True, False):
+        raise _fail("data.on_device", value, "auto (on the GPU when training on CUDA), true or false")
+    if value is True and not on_cuda:
+        raise UserError("data.on_device=true holds the data on a CUDA GPU, and this run trains on the CPU: use auto")
+    return on_cuda and value is not False
 
 
 def _cuda() -> bool:
@@ -469,6 +547,19 @@ def perf_settings(cfg: DictConfig) -> PerfSettings:
     return PerfSettings(**switches)
 
 
+def joblib_devices(cfg: DictConfig, job_num: int, gpus: int) -> list[int] | None:
+    """The GPUs of job `job_num` under the joblib launcher, round-robin over the `gpus` this
+    machine has (job k of a 1-GPU trainer on GPU k mod gpus), so parallel jobs do not all
+    land on cuda:0; None when nothing is to be spread (one GPU, a CPU run, devices already a
+    list or `auto`)."""
+    if gpus <= 1 or not uses_gpu(str(OmegaConf.select(cfg, "trainer.accelerator"))):
+        return None
+    devices = OmegaConf.select(cfg, "trainer.devices")
+    if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices < gpus:
+        return None
+    return [(job_num * devices + i) % gpus for i in range(devices)]
+
+
 def check_machine(t: TrainerSettings) -> None:
     """A GPU request this machine cannot honour, or nodes nobody starts, refused before anything runs."""
     if t.distributed and t.num_nodes > 1:  # this process would start one node's ranks, never the others
@@ -496,6 +587,8 @@ def check_machine(t: TrainerSettings) -> None:
         )
     if t.devices > have:
         raise _fail("trainer.devices", t.devices, f"at most the {have} GPU(s) this machine has")
+    if t.device_ids and max(t.device_ids) >= have:
+        raise _fail("trainer.devices", list(t.device_ids), f"GPU indices below {have} (this machine's GPUs)")
 
 
 def _check_slurm_layout(t: TrainerSettings) -> None:

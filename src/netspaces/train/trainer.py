@@ -80,7 +80,7 @@ def build_trainer(s: RunSettings, loggers: list):
             plugins.append(SLURMEnvironment(auto_requeue=False))
     return Trainer(
         accelerator=t.accelerator,
-        devices=t.devices,
+        devices=list(t.device_ids) if t.device_ids else t.devices,
         num_nodes=t.num_nodes,
         strategy=strategy,
         precision=t.precision,
