@@ -17,10 +17,12 @@ CUDA-synchronised wall time of the timed steps.
 
 decode: the training transform of one image (open, decode, RandomResizedCrop 224, flip) on
 the real Imagenette JPEGs (../shared/data/imagenette/train, or $NETSPACES_DATA/imagenette),
-in this one process: PIL to float32 normalised (netspaces' data=imagefolder path today),
-PIL to uint8 (a quarter of the bytes to move; normalise on the device), and torchvision's
-nvJPEG decode on the GPU in batches with the crop on the GPU. img/s per CPU core for the
-PIL paths. Imagenette's files are 224 px: a full ImageNet JPEG (~400x350) decodes slower.
+in this one process: PIL to float32 normalised (the data.loader=pil path before uint8), PIL
+to uint8 (data.loader=pil now: a quarter of the bytes to move; normalised on the device),
+data.loader=gpu's step (torchvision's nvJPEG decode_jpeg, crop, flip and resize on the GPU,
+batches of 128) and data.loader=dali's pipeline where nvidia-dali is installed ("not
+measured" otherwise). img/s per CPU core for the PIL paths (a loader runs one per worker).
+Imagenette's files are 224 px: a full ImageNet JPEG (~400x350) decodes slower.
 """
 
 from __future__ import annotations
@@ -160,7 +162,6 @@ def _pil_rate(files: list[Path], transform) -> float:
 
 def decode(quick: bool) -> None:
     import torch
-    import torchvision.transforms as T
 
     from netspaces.train.data import folder_transforms
     from netspaces.train.settings import DataSettings
@@ -174,37 +175,38 @@ def decode(quick: bool) -> None:
     files = sorted(root.rglob("*.JPEG"))[: 16 if quick else None]
     say("decode_images", f"{len(files)} ({root})")
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a loader worker (one core each; OpenMP threads only spin here)
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    s = DataSettings(name="imagefolder", batch_size=1, resolution=224, mean=mean, std=std)
-    as_float = folder_transforms(s, train=True)
-    as_uint8 = T.Compose([T.RandomResizedCrop(224, scale=(0.08, 1.0)), T.RandomHorizontalFlip(), T.PILToTensor()])
+    s = DataSettings(name="imagefolder", batch_size=1, resolution=224, augment=True, mean=mean, std=std)
+    as_float = folder_transforms(s, train=True)  # data.loader=pil before: float32 from the workers
+    as_uint8 = folder_transforms(s, train=True, uint8=True)  # data.loader=pil now: uint8, normalised on the device
     _pil_rate(files[:4], as_float)  # warm-up: imports, first-call costs
     say("decode_img_s.pil_float", _pil_rate(files, as_float))
     say("decode_img_s.pil_uint8", _pil_rate(files, as_uint8))
-    if not cuda():
-        say("decode_img_s.gpu_decode_jpeg", NO_CUDA)
-    else:
-        say("decode_img_s.gpu_decode_jpeg", _gpu_decode(files))
+    torch.set_num_threads(threads)
+    say("decode_img_s.gpu_decode_jpeg", _gpu_decode(files) if cuda() else NO_CUDA)
     try:
         import nvidia.dali  # noqa: F401
     except ImportError:
-        say("decode_img_s.dali", "not measured (nvidia-dali not installed)")
+        say("decode_img_s.dali", "not measured (nvidia-dali not installed: pip install netspaces[dali])")
     else:
-        say("decode_img_s.dali", "not measured (no DALI pipeline in netspaces yet)")
+        say("decode_img_s.dali", _dali(files) if cuda() else NO_CUDA)
 
 
 def _gpu_decode(files: list[Path], batch: int = 128) -> float | str:
+    """data.loader=gpu's batch step (netspaces.train.gpu_decode): nvJPEG decode, crop, flip,
+    resize on the GPU, from the bytes a loader worker hands over."""
     import torch
-    import torchvision.transforms.v2 as T2
-    from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
-    crop = T2.Compose([T2.RandomResizedCrop(224, scale=(0.08, 1.0), antialias=True), T2.RandomHorizontalFlip()])
-    data = [read_file(str(f)) for f in files]  # the bytes, as a loader worker would hand them over
+    from netspaces.train.gpu_decode import decode_batch
+
+    data = [torch.frombuffer(bytearray(f.read_bytes()), dtype=torch.uint8) for f in files]
+    device = torch.device("cuda")
 
     def run() -> None:
         for i in range(0, len(data), batch):
-            images = decode_jpeg(data[i : i + batch], mode=ImageReadMode.RGB, device="cuda")
-            torch.stack([crop(im) for im in images])
+            decode_batch(data[i : i + batch], device, 224, train=True)
 
     try:
         run()  # warm-up: nvJPEG's handles
@@ -215,6 +217,35 @@ def _gpu_decode(files: list[Path], batch: int = 128) -> float | str:
     run()
     torch.cuda.synchronize()
     return len(data) / (time.perf_counter() - t0)
+
+
+def _dali(files: list[Path], batch: int = 128) -> float | str:
+    """data.loader=dali's training pipeline (netspaces.train.dali_input): one pass over the
+    files after a warm-up pass, uint8 batches on the GPU."""
+    import torch
+
+    from netspaces.train.dali_input import DaliBatches
+    from netspaces.train.settings import cpus
+
+    batches = DaliBatches(
+        [str(f) for f in files],
+        [0] * len(files),
+        train=True,
+        resolution=224,
+        batch_size=min(batch, len(files)),
+        rank=0,
+        world=1,
+        seed=0,
+        device=torch.device("cuda"),
+        workers=max(1, cpus() - 2),
+    )
+    for _ in batches:  # warm-up epoch
+        pass
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    n = sum(len(y) for _, y in batches)
+    torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------- sweep
