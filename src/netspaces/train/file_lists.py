@@ -26,10 +26,13 @@ from netspaces.train import image_tree
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the stored arrays change
+FORMAT = 2  # bump when the stored arrays change
 # a folder modified this close to its listing is not trusted: file systems stamp mtimes
 # with a coarse clock, so a file added in the same tick would leave the mtime unchanged
 RACY_NS = 2_000_000_000
+
+
+KEYS = ("classes", "labels", "paths", "sizes", "mtimes", "folders", "folder_mtimes", "listed_at_ns")
 
 
 def cache_file(split_dir: Path, cache_dir: Path) -> Path:
@@ -70,8 +73,8 @@ def _load(path: Path, split_dir: Path) -> image_tree.Listing | str:
     """The stored listing, or why it cannot be served (a changed folder, a damaged file)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
+            a = {k: z[k] for k in KEYS}
+    except (OSError, ValueError, EOFError, KeyError) as exc:
         return f"the cache file is damaged: {type(exc).__name__}"
     for rel, mtime in zip(a["folders"].tolist(), a["folder_mtimes"].tolist()):
         try:
@@ -81,7 +84,13 @@ def _load(path: Path, split_dir: Path) -> image_tree.Listing | str:
         if now != mtime:
             return f"folder {rel} changed"
     images = tuple(
-        zip(a["labels"].tolist(), a["paths"].tolist(), a["sizes"].tolist(), a["mtimes"].tolist(), strict=True)
+        zip(
+            a["labels"].tolist(),
+            [p.decode() for p in a["paths"].tolist()],
+            a["sizes"].tolist(),
+            a["mtimes"].tolist(),
+            strict=True,
+        )
     )
     folders = tuple(zip(a["folders"].tolist(), a["folder_mtimes"].tolist(), strict=True))
     return image_tree.Listing(split_dir, tuple(a["classes"].tolist()), images, folders, int(a["listed_at_ns"]))
@@ -97,7 +106,7 @@ def _save(path: Path, listing: image_tree.Listing) -> None:
                 tmp,
                 classes=np.array(listing.classes),
                 labels=np.array(labels, np.int32),
-                paths=np.array(paths),
+                paths=np.array([p.encode() for p in paths]),  # bytes: a quarter of numpy's str
                 sizes=np.array(sizes, np.int64),
                 mtimes=np.array(mtimes, np.int64),
                 folders=np.array(folders),
