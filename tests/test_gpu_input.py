@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import IMAGENETTE, compose_train, needs
+from conftest import CIFAR10, IMAGENETTE, compose_train, needs
 
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("restore_torch_state")]
 
@@ -67,6 +67,46 @@ def test_in_memory_data_lives_on_the_gpu_and_trains(tmp_path, monkeypatch):
     rec = _train(tmp_path, ["trainer=gpu", "trainer.limit_train_batches=4"])
     assert rec["status"] == "ok", rec.get("error")
     assert seen and set(seen) == {"cuda"}  # training and validation batches from device memory
+
+
+@needs(CIFAR10)
+def test_cifar10_batches_on_the_gpu_make_no_host_sync():
+    """Gather, normalisation and crop + flip of CIFAR-10 held on the GPU: any host-device
+    sync is an error (after the first batch, which puts the epoch's order and the constants
+    there)."""
+    from types import SimpleNamespace
+
+    from netspaces.train.data import InMemoryData, load_cifar10_split
+    from netspaces.train.settings import DataSettings
+
+    s = DataSettings(
+        name="cifar10",
+        batch_size=64,
+        resolution=32,
+        root=str(CIFAR10),
+        train_split="train",
+        val_split="test",
+        augment=True,
+        limit_per_class=50,
+        on_device=True,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.247, 0.2435, 0.2616),
+    )
+    dm = InMemoryData(s, load_cifar10_split)
+    dm.setup()
+    dm.trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=CUDA), global_rank=0, world_size=1, training=True, global_step=0
+    )
+    batches = iter(dm.train_dataloader())
+    dm.on_after_batch_transfer(next(batches), 0)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step, batch in zip(range(1, 5), batches):
+            dm.trainer.global_step = step
+            x, y = dm.on_after_batch_transfer(batch, 0)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert x.is_cuda and y.is_cuda and x.dtype == torch.float32 and x.shape == (64, 3, 32, 32)
 
 
 @needs(IMAGENETTE)

@@ -1,16 +1,19 @@
 """Workers emit uint8, the device normalises: on real Imagenette images the uint8 pipeline
 finished by the DataModule equals the float pipeline (ToTensor, PCA lighting, Normalize)
-within 1e-6; on the CPU there is no stream machinery; in-memory data held on the device is
-batched exactly as the host DataLoader batches it."""
+within 1e-6; on the CPU there is no stream machinery and digits / CIFAR-10 give the same bits
+as before; in-memory data held on the device is batched exactly as the host DataLoader
+batches it."""
 
 from __future__ import annotations
+
+import hashlib
 
 import pytest
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler
 
-from conftest import IMAGENETTE, needs
+from conftest import CIFAR10, IMAGENETTE, needs
 from netspaces.train.data import FolderData, InMemoryData, Lighting, folder_transforms, load_digits_split
 from netspaces.train.device_input import DeviceBatches, batch_generator, normalize, pca_lighting
 from netspaces.train.settings import DataSettings
@@ -96,3 +99,26 @@ def test_device_batches_give_the_host_dataloaders_batches_in_its_order():
             assert torch.equal(hx, dx) and torch.equal(hy, dy)
     short = DeviceBatches(dm.val_set.x, dm.val_set.y, range(250), 100, drop_last=False)
     assert [len(y) for _, y in short] == [100, 100, 50] and len(short) == 3
+
+
+@needs(CIFAR10)
+def test_the_cpu_path_of_cifar10_and_digits_is_bit_identical_to_before():
+    """The first three training batches (normalised, CIFAR-10's cropped and flipped) hash to
+    what commit aea56fb, before the device-resident path, computed: a published reproduction
+    rests on these exact numbers."""
+    from types import SimpleNamespace
+
+    from netspaces.train.data import load_cifar10_split
+
+    cifar = dict(root=str(CIFAR10), train_split="train", val_split="test", augment=True, limit_per_class=50)
+    stats = dict(mean=(0.4914, 0.4822, 0.4465), std=(0.247, 0.2435, 0.2616))
+    expected = {"cifar10": "10f1da331b4cf0dc", "digits": "e0b99f7c16ccd7f1"}
+    for name, load, kw in (("cifar10", load_cifar10_split, {**cifar, **stats}), ("digits", load_digits_split, {})):
+        dm = InMemoryData(DataSettings(name=name, batch_size=64, resolution=32, **kw), load)
+        dm.setup()
+        dm.trainer = SimpleNamespace(global_rank=0, world_size=1, training=True, global_step=0)
+        xs = []
+        for step, batch in zip(range(3), dm.train_dataloader()):
+            dm.trainer.global_step = step
+            xs.append(dm.on_after_batch_transfer(batch, 0)[0])
+        assert hashlib.sha256(torch.stack(xs).numpy().tobytes()).hexdigest()[:16] == expected[name], name

@@ -18,7 +18,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from netspaces.errors import UserError
 from netspaces.train import image_tree
-from netspaces.train.device_input import DeviceBatches, DevicePrefetcher, batch_generator, normalize, pca_lighting
+from netspaces.train.device_input import (
+    DeviceBatches,
+    DevicePrefetcher,
+    batch_generator,
+    constant,
+    normalize,
+    pca_lighting,
+)
 from netspaces.train.file_lists import cached_listing
 from netspaces.train.settings import DataSettings
 
@@ -89,8 +96,10 @@ class InMemoryData(LightningDataModule):
 
     def _resident(self, split: TensorImages) -> TensorImages | None:
         """`split` moved to the CUDA device once (data.on_device), else None (host memory)."""
+        if not self.s.on_device:  # the CPU path (and data.on_device=false) stays in host memory
+            return None
         device = _device(self.trainer)
-        if not (self.s.on_device and device.type == "cuda"):
+        if device.type != "cuda":
             return None
         moved = self._moved.get(id(split))
         if moved is None:
@@ -132,8 +141,8 @@ class InMemoryData(LightningDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch
         if x.dtype == torch.uint8:  # CIFAR-10 stays uint8 in memory (4x smaller) until here
-            mean = torch.tensor(self.s.mean, device=x.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.s.std, device=x.device).view(1, -1, 1, 1)
+            mean = constant(tuple(self.s.mean), x.device).view(1, -1, 1, 1)  # made once per device
+            std = constant(tuple(self.s.std), x.device).view(1, -1, 1, 1)
             x = (x.float().div_(255) - mean) / std
         if self.s.augment and self.trainer is not None and self.trainer.training:
             # seeded by (seed, step, rank): reproducible, and identical after a resume; on CUDA

@@ -11,6 +11,7 @@ float pipeline's batch (tests/test_loader_uint8.py).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
@@ -20,6 +21,13 @@ EIG_VALS = (0.2175, 0.0188, 0.0045)
 EIG_VECS = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 
 
+@functools.lru_cache(maxsize=32)
+def constant(values: tuple, device: torch.device) -> torch.Tensor:
+    """`values` as a float32 tensor on `device`, made once: building it per batch would be a
+    blocking host-to-device copy every step."""
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
 def normalize(x: torch.Tensor, mean, std, lighting: torch.Tensor | None = None) -> torch.Tensor:
     """uint8 images (N, 3, H, W) -> float32 normalised with per-channel `mean`/`std` (pixels
     in [0, 1]); `lighting` (N, 3), when given, is added per image and channel before the
@@ -27,8 +35,8 @@ def normalize(x: torch.Tensor, mean, std, lighting: torch.Tensor | None = None) 
     x = x.float().div_(255)
     if lighting is not None:
         x.add_(lighting.to(x.dtype)[:, :, None, None])
-    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    m = constant(tuple(mean), x.device).view(1, -1, 1, 1)
+    s = constant(tuple(std), x.device).view(1, -1, 1, 1)
     return x.sub_(m).div_(s)
 
 
@@ -37,9 +45,7 @@ def pca_lighting(n: int, alpha_std: float, generator: torch.Generator) -> torch.
     eigvecs @ (alpha * eigvals), alpha ~ N(0, alpha_std) per image and eigenvalue."""
     device = generator.device
     alpha = torch.randn(n, 3, generator=generator, device=device) * alpha_std
-    vals = torch.tensor(EIG_VALS, device=device)
-    vecs = torch.tensor(EIG_VECS, device=device)
-    return (alpha * vals) @ vecs.T
+    return (alpha * constant(EIG_VALS, device)) @ constant(EIG_VECS, device).T
 
 
 def batch_generator(device: torch.device, key: int) -> torch.Generator:
