@@ -146,3 +146,14 @@ def test_a_joblib_job_writes_its_gpu_into_its_config(cuda):
     cfg = compose_train(["trainer=gpu"])
     _spread_over_gpus(cfg, job_num=3)
     assert OmegaConf.select(cfg, "trainer.devices") == [1]  # what its DDP ranks and its record see
+
+
+@needs(IMAGENETTE)
+def test_the_loader_choice_is_neither_identity_nor_in_sample_directory_names():
+    from netspaces.train import identity
+
+    assert identity.of(compose_train(["data.on_device=false"]))[0] == identity.of(compose_train([]))[0]
+    folder = ["data=imagefolder", f"data.root={IMAGENETTE}"]
+    assert identity.of(compose_train([*folder, "data.loader=pil"]))[0] == identity.of(compose_train(folder))[0]
+    excluded = compose_train([], hydra=True).hydra.job.config.override_dirname.exclude_keys
+    assert {"data.loader", "data.on_device", "data.workers"} <= set(excluded)
