@@ -48,6 +48,22 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
+class EpochSeededSampler(DistributedSampler):
+    """A DistributedSampler that also reseeds `generator` at every epoch. A DataLoader draws
+    its workers' base seed from its generator when an epoch's iterator starts, so the
+    augmentation done in loader workers is a function of (seed, epoch, rank, worker) only,
+    not of what else drew from the global RNG before (the other models of a pack)."""
+
+    def __init__(self, dataset, *, generator: torch.Generator, **kwargs) -> None:
+        super().__init__(dataset, **kwargs)
+        self.generator = generator
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+
+
 class TensorImages(Dataset):
     """Images and labels as two tensors; a batch is one fancy-index, not N item fetches."""
 
@@ -255,6 +271,7 @@ class FolderData(LightningDataModule):
             pin_memory=self.s.pin_memory,
             persistent_workers=self.s.persistent_workers and workers > 0,
             collate_fn=collate,
+            generator=getattr(sampler, "generator", None),  # the workers' seeds (EpochSeededSampler)
         )
         if device.type != "cuda":  # the CPU: no streams; on_after_batch_transfer normalises
             return loader
@@ -298,7 +315,9 @@ class FolderData(LightningDataModule):
 
     def train_dataloader(self):
         rank, world = self._rank_world()
-        sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.s.seed)
+        sampler = EpochSeededSampler(
+            self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.s.seed, generator=torch.Generator()
+        )
         return self._loader(self.train_set, sampler, self.s.batch_size, len(sampler) > self.s.batch_size, True)
 
     def val_dataloader(self):

@@ -132,6 +132,8 @@ def _count(value: Any) -> int:
 
 def register() -> None:
     """Register resolvers and generated model options (idempotent)."""
+    from netspaces.train.pack_plan import packing_samples, packing_subdirs
+
     # conf/hydra/launcher/submitit_slurm.yaml replaces the plugin's defaults by name, and Hydra
     # validates it against the plugin's schema (good: typos fail) but warns that this matching
     # is deprecated; the pinned Hydra keeps the behaviour.
@@ -142,6 +144,8 @@ def register() -> None:
         ("ns.sweep_dir", sweep_dir),
         ("ns.sample_sweep", sample_sweep),
         ("ns.gpus_per_node", gpus_per_node),
+        ("ns.packed_sample_sweep", packing_samples(sample_sweep)),  # sweep.pack (train/pack_plan.py)
+        ("ns.packed_run_subdir", packing_subdirs(run_subdir)),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +20,7 @@ from lightning.pytorch import Callback, LightningModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from netspaces.train import own_time  # wall/CPU clocks; a packed model's exclude its waits
 from netspaces.train.optim import OptimSettings, build_optimizer
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,8 @@ class Classifier(LightningModule):
         self.prior_time_s = 0.0  # training time of earlier (interrupted) attempts
         self.prior_cpu_s = 0.0  # and their process CPU time
         self.resumed_from_epoch: int | None = None
-        self._started = time.perf_counter()
-        self._cpu_started = time.process_time()
+        self._started = own_time.wall()
+        self._cpu_started = own_time.cpu()
         self._epoch_started = self._started
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
@@ -115,14 +115,14 @@ class Classifier(LightningModule):
         # divergence. A diverged run's loss stays non-finite, so there the check reads only
         # the latest step's loss; elsewhere any non-finite loss since the last check counts.
         self._loss_scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
-        self._started = time.perf_counter()
-        self._cpu_started = time.process_time()
+        self._started = own_time.wall()
+        self._cpu_started = own_time.cpu()
         self._log_interval = self.log_every or default_log_every(self.trainer.num_training_batches)
         self._log_loss_sum = torch.zeros((), device=self.device)
         self._log_count = 0
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_started = time.perf_counter()
+        self._epoch_started = own_time.wall()
         self._loss_sum = torch.zeros((), device=self.device)
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self._loss_count = 0
@@ -202,7 +202,7 @@ class Classifier(LightningModule):
             "top5_err": top5,
             "train_loss": _round(self._mean_train_loss()),
             "lr": _round(self._epoch_lr),
-            "epoch_time_s": round(time.perf_counter() - self._epoch_started, 3),
+            "epoch_time_s": round(own_time.wall() - self._epoch_started, 3),
         }
         self.history.append(entry)
         per_epoch = {"train/epoch_loss": entry["train_loss"], "train/epoch_time_s": entry["epoch_time_s"]}
@@ -222,12 +222,12 @@ class Classifier(LightningModule):
     # ------------------------------------------------------------------ checkpoints
 
     def train_time_s(self) -> float:
-        return self.prior_time_s + (time.perf_counter() - self._started)
+        return self.prior_time_s + (own_time.wall() - self._started)
 
     def train_cpu_s(self) -> float:
         """CPU time of this process's fit (all its threads): the core-seconds it used, whatever
         else shared the machine (wall time grows with the load, this does not)."""
-        return self.prior_cpu_s + (time.process_time() - self._cpu_started)
+        return self.prior_cpu_s + (own_time.cpu() - self._cpu_started)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["netspaces"] = {

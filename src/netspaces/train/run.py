@@ -172,17 +172,17 @@ def _prepare(s: RunSettings, cfg: DictConfig, ident: str | None = None):
 
     from netspaces import perf
     from netspaces.train.checkpoints import usable_checkpoint
-    from netspaces.train.data import make_datamodule
     from netspaces.train.loggers import make_loggers
     from netspaces.train.module import Classifier
     from netspaces.train.network import build_network
+    from netspaces.train.pack_stream import shared_datamodule
 
     t = s.trainer
     torch.set_num_threads(t.threads)
     perf.process_setup(s.perf, on_gpu=uses_gpu(t.accelerator), precision=precision_used(t))
     seed_everything(s.seed, workers=True, verbose=False)
     _, epochs_done = usable_checkpoint(s.run_dir)  # a broken one is set aside here, once
-    datamodule = make_datamodule(s.data)
+    datamodule = shared_datamodule(s.data)  # a new one; in a pack (sweep.pack) the pack's shared data
     datamodule.setup("fit")  # the number of classes sizes the head
     network = build_network(replace(s.model, num_classes=datamodule.num_classes))
     module = Classifier(
@@ -264,9 +264,14 @@ def hydra_job(cfg: DictConfig) -> dict | None:
 
     from netspaces.train.ddp import RankFailed
     from netspaces.train.hydra_conf import replica_of
+    from netspaces.train.pack_plan import block_of
     from netspaces.train.signals import Interrupted
 
     in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if in_sweep and block_of(OmegaConf.select(cfg, "sample")) is not None:  # sweep.pack: K models, one job
+        from netspaces.train.pack import pack_job
+
+        return pack_job(cfg, train, _claim_identity)
     replica = replica_of(OmegaConf.select(cfg, "sample")) if in_sweep else None
     if replica is not None:  # sweep.replicas: sample i again with training seed + j (its own identity)
         cfg.sample, cfg.seed = replica[0], int(cfg.seed) + replica[1]

@@ -91,6 +91,9 @@ def check_sweep(config: DictConfig) -> str:
     from netspaces.train.settings import _int, check_config, data_settings, trainer_settings
 
     choice = check_config(config)
+    from netspaces.train.pack_plan import check_pack
+
+    pack = check_pack(config)
     replicas, replica_models = _int(config, "sweep.replicas", lo=0), _int(config, "sweep.replica_models", lo=1)
     if not _slurm_launcher(config):  # the submitting machine may not see the cluster's data or GPUs
         from netspaces.train.data import check_data
@@ -114,6 +117,7 @@ def check_sweep(config: DictConfig) -> str:
     return (
         f"population {config.sweep.name}: {n} models of {choice.space} (block {choice.block}) "
         f"in {choice.regime.name}, {min(flops):.0f}-{max(flops):.0f} MF{extra}"
+        + (f"; {pack} models per job (sweep.pack)" if pack > 1 else "")
     )
 
 
