@@ -353,3 +353,30 @@ def test_packed_image_folder_models_equal_their_solo_runs(tmp_path):
         assert solo[i]["status"] == "ok"
         assert comparable(outcomes[i].result, tmp_path / "pack") == comparable(solo[i], tmp_path / "solo")
         assert_same_state(tmp_path / "solo" / f"sample_{i:03d}", tmp_path / "pack" / f"sample_{i:03d}")
+
+
+@pytest.mark.slow
+def test_sigterm_interrupts_every_model_of_a_pack_and_the_same_command_resumes_them(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO, subprocess_env
+
+    args = ["-m", *TINY, "regime=200mf", "sweep.n=3", "sweep.pack=3", "schedule.epochs=10", f"paths.output={tmp_path}"]
+    cmd = [sys.executable, str(REPO / "train.py"), *args]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while len(list(tmp_path.rglob("last.ckpt"))) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err.decode()[-2000:]
+    assert "rerun the same command to resume" in err.decode().strip().splitlines()[-1]
+    sweep = tmp_path / "sweeps" / "regnetx-200mf-digits-quick-s0"
+    assert [r["status"] for r in records.find_records(sweep)] == ["interrupted"] * 3
+    again = run_train(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    done = records.find_records(sweep)
+    assert [r["status"] for r in done] == ["ok"] * 3 and all(r["resumed_from_epoch"] >= 1 for r in done)

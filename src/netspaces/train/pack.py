@@ -16,6 +16,7 @@ import gc
 import logging
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,28 +70,43 @@ def run_pack(
             outcomes[i].error = exc
         finally:
             relay.leave(i)
-        if on_done is not None:
-            on_done(outcomes[i])
-        if outcomes[i].error is not None:  # its traceback's frames hold the model: free it for the others
-            _drop_frames(outcomes[i].error)
-            _release_device_memory()
+        try:
+            if on_done is not None:
+                on_done(outcomes[i])
+            if outcomes[i].error is not None:  # its traceback's frames hold the model: free it for the others
+                _drop_frames(outcomes[i].error)
+                _release_device_memory()
+        finally:
+            ended[i].set()
 
     threads = [
         threading.Thread(target=member, args=(i,), name=Path(str(c.paths.run_dir)).name, daemon=True)
         for i, c in enumerate(configs)
     ]
+    # the main thread waits on flags, not Thread.join: a signal handler raising inside join (or
+    # is_alive) marks a running thread as stopped on Python 3.11 (its lock released), and the
+    # process would then exit under it
+    ended = [threading.Event() for _ in configs]
+
+    def wait() -> None:
+        while not all(e.is_set() for e in ended):
+            time.sleep(0.2)
+
     with interruptible(), _member_logs(configs):
         try:
             for t in threads:
                 t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.5)  # short waits: a signal reaches this (the main) thread
+            wait()
         except Interrupted as sig:
             relay.interrupt(sig.signum)
-            for t in threads:
-                t.join()
+            for i, t in enumerate(threads):
+                if t.ident is None:  # the signal came before this model's thread started
+                    relay.leave(i)
+                    ended[i].set()
+            wait()  # a second signal is ignored (interruptible)
             raise
+    for t in threads:
+        t.join()
     return outcomes, relay
 
 
