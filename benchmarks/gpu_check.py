@@ -3,6 +3,7 @@
     python benchmarks/gpu_check.py train    # RegNetX-400MF train img/s, fp32/bf16 x NCHW/NHWC, vs timm
     python benchmarks/gpu_check.py decode   # decode + augment img/s: PIL float, PIL uint8, GPU decode
     python benchmarks/gpu_check.py sweep    # a 2-model sweep killed mid-run, then resumed
+    python benchmarks/gpu_check.py pack     # sweep.pack=K, K = 1, 2, 4, 8: models/h and peak memory
     ... --quick                             # a few images/steps: checks the script, not the speed
 
 What needs CUDA prints `NAME: skipped (no CUDA)` on a machine without it; what cannot be
@@ -297,16 +298,92 @@ def sweep(quick: bool, trainer: str) -> None:
         print(text[-3000:], file=sys.stderr)
 
 
+# ---------------------------------------------------------------------------- pack
+
+PACK_SIZES = (1, 2, 4, 8)
+
+
+def pack(quick: bool, trainer: str = "gpu") -> None:
+    """sweep.pack=K on the GPU for K = 1, 2, 4, 8: K sampled 200mf models (samples 0..K-1)
+    trained by one pack on one stream of the real Imagenette JPEGs (224 px, the paper's
+    augmentation, loader workers), in this process as a pack job runs them (pack.run_pack);
+    models/h = K / the pack's wall time, and the peak GPU memory the pack allocated."""
+    names = [f"pack_{what}.k{k}" for k in PACK_SIZES for what in ("models_h", "speedup", "peak_mem_gib")]
+    gpu = trainer == "gpu"
+    if gpu and not cuda():
+        for name in names:
+            say(name, NO_CUDA)
+        return
+    train_dir = imagenette()
+    if train_dir is None:
+        for name in names:
+            say(name, "not measured (no imagenette/train under ../shared/data, $NETSPACES_DATA or .gpu_data)")
+        return
+    import torch
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks.common import compose_train
+    from netspaces.train.pack import run_pack
+    from netspaces.train.run import train as train_one
+
+    batches = 2 if quick else 20
+    common = [
+        f"trainer={trainer}",
+        "data=imagefolder",
+        f"data.root={train_dir.parent}",
+        "regime=200mf",
+        "schedule=quick",  # batch 64
+        "schedule.epochs=1",
+        f"trainer.limit_train_batches={batches}",
+        "trainer.limit_val_batches=1",
+        "trainer.progress_bar=false",
+    ]
+    out = Path(tempfile.mkdtemp(prefix="gpu_check_pack_"))
+
+    def one_pack(k: int, tag: str) -> tuple[float, float, int]:
+        cfgs = [
+            compose_train(
+                [*common, f"sample={i}", f"paths.output={out}", f"paths.run_dir={out / tag / f'sample_{i:03d}'}"]
+            )
+            for i in range(k)
+        ]
+        if gpu:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        outcomes, _ = run_pack(cfgs, train_one, in_sweep=True)
+        if gpu:
+            torch.cuda.synchronize()
+        ok = sum(o.result is not None and o.result.get("status") == "ok" for o in outcomes)
+        peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else "not measured (cpu)"
+        return time.perf_counter() - t0, peak, ok
+
+    one_pack(1, "warm")  # untimed: imports, cuDNN autotuning, the page cache
+    rate_one = None
+    for k in PACK_SIZES:
+        seconds, peak, ok = one_pack(k, f"k{k}")
+        rate = k / seconds * 3600
+        rate_one = rate_one or rate
+        say(f"pack_models_h.k{k}", f"{rate:.0f} ({ok}/{k} ok, {seconds:.1f} s)")
+        say(f"pack_speedup.k{k}", f"{rate / rate_one:.2f} (models/h vs K=1)")
+        say(f"pack_peak_mem_gib.k{k}", peak)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=("train", "decode", "sweep"))
+    parser.add_argument("part", choices=("train", "decode", "sweep", "pack"))
     parser.add_argument("--quick", action="store_true", help="a few images/steps: checks the script, not the speed")
-    parser.add_argument("--trainer", choices=("gpu", "cpu"), default="gpu", help="sweep: the trainer (cpu: debugging)")
+    parser.add_argument(
+        "--trainer", choices=("gpu", "cpu"), default="gpu", help="sweep, pack: the trainer (cpu: debugging)"
+    )
     args = parser.parse_args(argv)
     if args.part == "train":
         train(args.quick)
     elif args.part == "decode":
         decode(args.quick)
+    elif args.part == "pack":
+        pack(args.quick, args.trainer)
     else:
         sweep(args.quick, args.trainer)
     return 0

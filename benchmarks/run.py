@@ -32,6 +32,7 @@ BENCHMARKS = (
     "fit_loop_overhead",
     "population",
     "population_vs_plain_loop",
+    "population_packed",
 )
 
 

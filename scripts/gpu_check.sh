@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check (benchmarks/README.md, "GPU check"): one `NAME: value` line per figure, in
-# under 7 minutes on one GPU. Without CUDA the parts that need it print `NAME: skipped (no CUDA)`.
+# under 8 minutes on one GPU. Without CUDA the parts that need it print `NAME: skipped (no CUDA)`.
 #
-#   scripts/gpu_check.sh            # everything: pytest -m gpu, train img/s vs timm, decode img/s, sweep kill+resume
+#   scripts/gpu_check.sh            # everything: pytest -m gpu, train img/s vs timm, decode img/s, sweep kill+resume,
+#                                   # sweep.pack=K models/h and peak memory
 #   scripts/gpu_check.sh --quick    # a few steps/images per figure: checks the script itself (tests/test_gpu_check.py)
 #
 # On a GPU machine without a package registry: run scripts/gpu_wheels.sh where there is one
@@ -42,4 +43,5 @@ fi
 timeout 120 "$PY" benchmarks/gpu_check.py train $QUICK || echo "train_img_s: FAILED or timed out (exit $?)"
 timeout 45 "$PY" benchmarks/gpu_check.py decode $QUICK || echo "decode_img_s: FAILED or timed out (exit $?)"
 timeout 90 "$PY" benchmarks/gpu_check.py sweep $QUICK || echo "sweep_kill_resume: FAILED or timed out (exit $?)"
+timeout 75 "$PY" benchmarks/gpu_check.py pack $QUICK || echo "pack_models_h: FAILED or timed out (exit $?)"
 echo "gpu_check_s: $(( $(date +%s) - start ))"

@@ -30,9 +30,10 @@ EXPECTED = {
     "fit_loop_overhead": {"fit_loop_overhead"},
     "population": {"population"},
     "population_vs_plain_loop": {"population_vs_plain_loop"},
+    "population_packed": {"population_packed"},
 }
 # toy runs that start several training processes (tens of seconds): `make test-slow`
-SLOW_TOY = {"population_vs_plain_loop"}
+SLOW_TOY = {"population_vs_plain_loop", "population_packed"}
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ def _restore_torch_state():
 
 @pytest.mark.parametrize("name", [pytest.param(b, marks=pytest.mark.slow) if b in SLOW_TOY else b for b in BENCHMARKS])
 def test_each_benchmark_reports_well_formed_lines_at_toy_size(name):
-    if name == "population_vs_plain_loop" and not CIFAR10.is_dir():
+    if name in ("population_vs_plain_loop", "population_packed") and not CIFAR10.is_dir():
         pytest.skip(f"needs CIFAR-10 image files under {CIFAR10}")
     results = importlib.import_module(f"benchmarks.{name}").run("toy")
     assert {r.name for r in results} == EXPECTED[name]

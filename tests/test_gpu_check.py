@@ -19,6 +19,9 @@ NEEDS_CUDA = [
     "train_img_s.netspaces_regnetx_400mf.bf16.nhwc.compiled",
     "decode_img_s.gpu_decode_jpeg",
     "sweep_kill_resume",
+    "pack_models_h.k1",
+    "pack_speedup.k8",
+    "pack_peak_mem_gib.k8",
 ]
 
 
