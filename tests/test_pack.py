@@ -104,27 +104,32 @@ def test_packed_models_equal_their_solo_runs_and_a_nan_in_one_leaves_the_others_
     assert relay.fetched == 6 and relay.batches == {}
 
 
-def test_a_failing_model_leaves_the_others_and_resumes_alone_on_a_rerun(tmp_path, monkeypatch):
+def test_a_model_out_of_memory_leaves_the_others_and_resumes_alone_on_a_rerun(tmp_path, monkeypatch, nan_in_one_model):
+    import torch
+
     whole = train(configs(tmp_path / "whole")[2], in_sweep=True)
     original = Classifier.on_train_epoch_start
 
-    def crash_sample_2_in_epoch_two(self):
+    def out_of_memory_in_epoch_two(self):
         if self.current_epoch == 1 and "sample_002" in str(self.trainer.default_root_dir):
-            raise RuntimeError("simulated crash")
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         original(self)
 
-    monkeypatch.setattr(Classifier, "on_train_epoch_start", crash_sample_2_in_epoch_two)
+    monkeypatch.setattr(Classifier, "on_train_epoch_start", out_of_memory_in_epoch_two)
     root = tmp_path / "pack"
     first, _ = run_pack(configs(root, f"sweep.pack={K}"), train)
-    assert [o.result["status"] if o.result else None for o in first] == ["ok", "ok", None]
-    assert isinstance(first[2].error, RuntimeError)
+    assert [o.result["status"] if o.result else None for o in first] == ["ok", "diverged", None]
+    assert isinstance(first[2].error, torch.OutOfMemoryError)
     failed = records.read_record(root / "sample_002")
-    assert failed["status"] == "failed" and "simulated crash" in failed["error"] and failed["epochs"] == 1
+    assert failed["status"] == "failed" and failed["epochs"] == 1
+    assert failed["error"] == "OutOfMemoryError: CUDA out of memory (simulated)"
 
     monkeypatch.setattr(Classifier, "on_train_epoch_start", original)
     kept = [(root / f"sample_{i:03d}" / records.RECORD_FILE).read_text() for i in (0, 1)]
     again, relay = run_pack(configs(root, f"sweep.pack={K}"), train)
-    assert [(root / f"sample_{i:03d}" / records.RECORD_FILE).read_text() for i in (0, 1)] == kept  # skipped
+    assert [
+        (root / f"sample_{i:03d}" / records.RECORD_FILE).read_text() for i in (0, 1)
+    ] == kept  # ok, diverged: skipped
     resumed = again[2].result
     assert resumed["status"] == "ok" and resumed["resumed_from_epoch"] == 1
     assert relay.fetched == 3  # only epoch 2, for the one model still training
