@@ -244,6 +244,16 @@ def test_the_sweep_has_ceil_n_over_k_jobs_and_replicas_stay_single():
     assert packed_sample_sweep("sampled", 8, [], 0, 5, 1, _root_=root) == "range(0,8)"
 
 
+def test_auto_k_is_evened_out_over_local_workers():
+    assert pack_plan.balanced(8, 20, workers=2) == 5  # 4 jobs of 5, not 8, 8 and a lone 4
+    assert pack_plan.balanced(8, 100, workers=1) == 8
+    assert pack_plan.balanced(8, 3, workers=2) == 2
+    assert pack_plan.balanced(1, 10, workers=2) == 1
+    joblib = compose_train(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], hydra=True)
+    assert pack_plan.local_workers(joblib) == 2
+    assert pack_plan.local_workers(compose_train([], hydra=True)) == 1
+
+
 def test_auto_k_from_memory_and_counts():
     assert pack_plan.pack_for(free_bytes=10_000, state_bytes=1_000, act_bytes=2_000, n=100) == 6  # 0.8*10k-2k = 6k
     assert pack_plan.pack_for(free_bytes=10**12, state_bytes=1, act_bytes=1, n=100) == pack_plan.MAX_PACK

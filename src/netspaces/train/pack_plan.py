@@ -95,7 +95,8 @@ def check_pack(cfg: DictConfig) -> int:
 def choose_pack(cfg: DictConfig) -> int:
     """K for sweep.pack=auto: as many models as the device's memory holds (all K models'
     weights, gradients and momenta, plus one model's activations: they train one after the
-    other), at most MAX_PACK and n."""
+    other), at most MAX_PACK and n; then evened out over the local workers (joblib's n_jobs),
+    so that no worker is left with a short last pack while the others wait."""
     from netspaces.train.settings import data_settings, model_choice, trainer_settings, uses_gpu
 
     t = trainer_settings(cfg)
@@ -103,7 +104,25 @@ def choose_pack(cfg: DictConfig) -> int:
     n = int(OmegaConf.select(cfg, "sweep.n"))
     state, acts = model_bytes(model_choice(cfg, d.num_classes or 10, d.resolution), n, d.batch_size, t.ema_decay > 0)
     free = device_memory(uses_gpu(t.accelerator), t.threads)
-    return pack_for(free, state, acts, n)
+    return balanced(pack_for(free, state, acts, n), n, local_workers(cfg))
+
+
+def local_workers(cfg: DictConfig) -> int:
+    """Jobs this machine runs side by side: joblib's n_jobs (-1: every CPU), else 1 (the basic
+    launcher runs one job at a time; a cluster's tasks are not evened out)."""
+    if "joblib" not in str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or "").lower():
+        return 1
+    from netspaces.train.settings import cpus
+
+    jobs = OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=1)
+    jobs = int(jobs) if isinstance(jobs, int) else 1
+    return max(1, jobs if jobs > 0 else cpus() + 1 + jobs)
+
+
+def balanced(k_max: int, n: int, workers: int) -> int:
+    """The smallest K that keeps the rounds of ceil(n / K) jobs over `workers` as few as K = k_max does."""
+    rounds = -(-n // (workers * k_max))
+    return max(1, -(-n // (workers * rounds)))
 
 
 def pack_for(free_bytes: int, state_bytes: int, act_bytes: int, n: int) -> int:

@@ -185,6 +185,7 @@ class MemberLoader:
     def __init__(self, relay: Relay, index: int, length: int) -> None:
         self.relay, self.index, self.length, self.epoch = relay, index, length, 0
         self.sampler = self
+        self.batch_size = getattr(relay.loader, "batch_size", None)  # what Lightning reads of a loader
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

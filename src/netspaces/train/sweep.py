@@ -128,6 +128,9 @@ def check_run(config: DictConfig) -> None:
     from netspaces.train.settings import check_config, check_machine, data_settings, trainer_settings
 
     check_config(config)
+    from netspaces.train.pack_plan import pack_value
+
+    pack_value(config)  # a single run ignores sweep.pack, but not a bad value of it
     t = trainer_settings(config)
     check_machine(t)
     check_data(data_settings(config, t))
