@@ -194,6 +194,38 @@ def test_the_relay_fetches_each_batch_once_and_runs_one_model_at_a_time():
     assert overlaps[0] == 0 and most_kept[0] == 1 and relay.batches == {}
 
 
+class FailingInEpochOne(CountingLoader):
+    def __iter__(self):
+        if self.epoch == 1:
+            raise OSError("a loader worker did not start")
+        return super().__iter__()
+
+
+def test_a_failing_loader_fails_every_model_asking_and_never_stalls_the_relay():
+    relay = Relay(2)
+    relay.loader = FailingInEpochOne(2)
+    errors, seen = {}, {0: [], 1: []}
+
+    def member(i: int) -> None:
+        relay.start(i)
+        try:
+            for pos in [(e, b) for e in range(2) for b in range(2)]:
+                seen[i].append(relay.take(i, pos))
+        except OSError as exc:
+            errors[i] = str(exc)
+        finally:
+            relay.leave(i)
+
+    threads = [threading.Thread(target=member, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == {0: "a loader worker did not start", 1: "a loader worker did not start"}
+    assert seen == {0: [(0, 0), (0, 1)], 1: [(0, 0), (0, 1)]}
+
+
 def test_a_signal_stops_every_waiting_model():
     from netspaces.train.signals import Interrupted
 

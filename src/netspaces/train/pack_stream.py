@@ -103,7 +103,10 @@ class Relay:
 
     def _schedule(self) -> None:
         """Give the baton (lock held, nobody holding it): first to members not started yet, in
-        order; then to the lowest member waiting for the earliest batch, fetched if needed."""
+        order; then to the lowest member waiting for the earliest batch, fetched if needed.
+        After a signal nobody gets it (each model raises Interrupted instead)."""
+        if self.stop_signal is not None:
+            return
         new = [i for i, s in enumerate(self.state) if s == "new"]
         waiting = [i for i, s in enumerate(self.state) if s == "waiting"]
         if new:
@@ -129,27 +132,26 @@ class Relay:
 
     def _fetch(self, pos: tuple[int, int]) -> None:
         """Advance the one loader to batch pos (a new epoch: set the sampler's epoch first,
-        as Lightning does for a solo run's loader)."""
-        epoch, index = pos
-        if self._cursor is None or self._cursor[0] != epoch or self._cursor[1] > index:
-            from lightning.fabric.utilities.data import _set_sampler_epoch
+        as Lightning does for a solo run's loader). Whatever goes wrong (an unreadable image,
+        a worker that did not start) is what every model asking for pos gets: the baton
+        always moves on."""
+        from lightning.fabric.utilities.data import _set_sampler_epoch
 
-            _set_sampler_epoch(self.loader, epoch)  # as Lightning does for a solo run's loader
-            self._iterator, self._cursor = iter(self.loader), (epoch, 0)
-        while self._cursor[1] <= index:
-            try:
+        epoch, index = pos
+        try:
+            if self._cursor is None or self._cursor[0] != epoch or self._cursor[1] > index:
+                _set_sampler_epoch(self.loader, epoch)
+                self._iterator, self._cursor = iter(self.loader), (epoch, 0)
+            while self._cursor[1] <= index:
                 batch = next(self._iterator)
-            except StopIteration:
-                batch = _Failed(RuntimeError(f"the data stream ended before batch {index} of epoch {epoch}"))
-            except Exception as exc:  # noqa: BLE001 — e.g. an unreadable image: the models asking fail
-                batch = _Failed(exc)
-            if self._cursor == pos or isinstance(batch, _Failed):
-                self.batches[pos] = batch
-                self.fetched += 1
-            if isinstance(batch, _Failed):
-                self._cursor = None
-                return
-            self._cursor = (epoch, self._cursor[1] + 1)
+                if self._cursor == pos:
+                    self.batches[pos] = batch
+                self._cursor = (epoch, self._cursor[1] + 1)
+        except Exception as exc:  # noqa: BLE001 — StopIteration too: the models asking fail with it
+            if isinstance(exc, StopIteration):
+                exc = RuntimeError(f"the data stream ended before batch {index} of epoch {epoch}")
+            self.batches[pos], self._cursor = _Failed(exc), None
+        self.fetched += 1
 
     def datamodule_for(self, i: int, d):
         """Member i's DataModule: its own object (its own trainer, augmentation by its own
