@@ -137,6 +137,17 @@ def test_a_model_out_of_memory_leaves_the_others_and_resumes_alone_on_a_rerun(tm
     assert_same_state(tmp_path / "whole" / "sample_002", root / "sample_002")
 
 
+def test_ema_and_bf16_autocast_per_model_equal_solo_too(tmp_path):
+    """Each model's own EMA callback and autocast (thread-local) in a pack, as in its solo run."""
+    options = ["schedule.ema_decay=0.9", "trainer.precision=bf16-mixed", "trainer.limit_train_batches=2"]
+    solo = [train(c, in_sweep=True) for c in configs(tmp_path / "solo", *options)[:2]]
+    outcomes, _ = run_pack(configs(tmp_path / "pack", "sweep.pack=2", *options)[:2], train)
+    for i in range(2):
+        assert solo[i]["status"] == "ok" and solo[i]["precision"] == "bf16-mixed"
+        assert comparable(outcomes[i].result, tmp_path / "pack") == comparable(solo[i], tmp_path / "solo")
+        assert_same_state(tmp_path / "solo" / f"sample_{i:03d}", tmp_path / "pack" / f"sample_{i:03d}")
+
+
 # ---------------------------------------------------------------------- the relay alone
 
 
