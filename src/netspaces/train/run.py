@@ -286,12 +286,16 @@ def hydra_job(cfg: DictConfig) -> dict | None:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     except Interrupted as sig:
-        print(
-            f"{sig}: {run_dir} stopped (status interrupted); rerun the same command to resume",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(sig.exit_code)
+        if sig.requeue is None:
+            print(
+                f"{sig}: {run_dir} stopped (status interrupted); rerun the same command to resume",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(sig.exit_code)
+        result = _requeue(sig, run_dir, in_sweep)
+        if in_sweep:
+            return result  # submitit did not requeue it: the sweep goes on and names it
     except record.DiskFull as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -316,6 +320,26 @@ def hydra_job(cfg: DictConfig) -> dict | None:
 
         refresh_population(run_dir.parent, result)  # and "model k of N done" for the sweep
     return result
+
+
+def _requeue(sig, run_dir: Path, in_sweep: bool) -> dict:
+    """Under submitit, once the run's `interrupted` record is written: its checkpoint-and-
+    requeue, which ends this process when the job is requeued (it then resumes from the last
+    epoch checkpoint). Where submitit does not requeue (too many time-outs), the sample stays
+    interrupted: a sweep goes on and names it at its end; a single run exits."""
+    print(
+        f"{sig}: {run_dir} stopped (status interrupted); submitit requeues the job, which resumes "
+        "from the last epoch checkpoint",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        sig.requeue(sig.signum, None)
+    except Exception as exc:  # noqa: BLE001 — submitit's reason not to requeue
+        print(f"{run_dir} not requeued ({one_line(exc)}): rerun the sweep command to resume it", file=sys.stderr)
+    if not in_sweep:
+        sys.exit(sig.exit_code)
+    return record.read_record(run_dir) or {"status": "interrupted"}
 
 
 def _claim_identity(cfg: DictConfig, sweep_dir: Path) -> None:

@@ -8,6 +8,8 @@ import warnings
 from datetime import timedelta
 from typing import Any
 
+from lightning.pytorch.callbacks import Callback
+
 from netspaces import perf
 from netspaces.train.checkpoints import CHECKPOINT_DIR, LAST_CHECKPOINT, AtomicCheckpointIO
 from netspaces.train.settings import RunSettings, uses_gpu
@@ -33,6 +35,16 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
+class SignalOwner(Callback):
+    """The run's own signal handlers (train/signals.py) are the ones that act: Lightning's fit
+    installs its SIGTERM handler after the run's, so they are put back as training starts."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        from netspaces.train.signals import reassert
+
+        reassert()
+
+
 def build_trainer(s: RunSettings, loggers: list):
     from lightning.pytorch import Trainer
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -50,7 +62,8 @@ def build_trainer(s: RunSettings, loggers: list):
             every_n_epochs=1,
             save_on_train_epoch_end=True,
             enable_version_counter=False,
-        )
+        ),
+        SignalOwner(),
     ]
     if t.eval_every != 1:
         from netspaces.train.module import EvalCadence
@@ -68,7 +81,6 @@ def build_trainer(s: RunSettings, loggers: list):
     plugins: list = [perf.checkpoint_writer(AtomicCheckpointIO(), s.perf, on_gpu=gpu)]
     strategy: Any = "auto"
     if t.distributed:
-        from lightning.fabric.plugins.environments import SLURMEnvironment
         from lightning.pytorch.strategies import DDPStrategy
 
         # the timeout bounds a rank's wait at the rendezvous and in every collective (a hang)
@@ -76,8 +88,10 @@ def build_trainer(s: RunSettings, loggers: list):
             process_group_backend="gloo" if t.accelerator == "cpu" else None,
             timeout=timedelta(seconds=t.collective_timeout_s),
         )
-        if SLURMEnvironment.detect():  # submitit requeues preempted/timed-out jobs, not Lightning
-            plugins.append(SLURMEnvironment(auto_requeue=False))
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if SLURMEnvironment.detect():  # submitit requeues preempted/timed-out jobs (train/signals.py), not Lightning
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     return Trainer(
         accelerator=t.accelerator,
         devices=list(t.device_ids) if t.device_ids else t.devices,
