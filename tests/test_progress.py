@@ -68,25 +68,14 @@ def test_a_run_on_a_terminal_shows_a_rich_bar_and_the_epoch_lines_stand_alone(tm
     assert "Epoch 0" not in ANSI.sub("", drawn)  # no second, 0-based bar
 
 
-def test_progress_line_places_the_model_among_the_records_and_extrapolates_the_pace():
+def test_progress_line_counts_the_ended_models_and_extrapolates_the_pace():
     import time
 
     from netspaces.train.sweep import progress_line
 
-    def rec(i: int, at: str, status: str = "ok") -> dict:
-        return {"run_dir": f"/s/sample_00{i}", "finished_at": at, "status": status, "top1_err": 40.0 + i}
-
-    earlier = rec(0, "2026-01-01T09:00:00+00:00")  # from a previous command: done, not this one's pace
-    ours = [rec(1, "2026-01-01T10:00:05+00:00"), rec(2, "2026-01-01T10:00:09+00:00")]
-    stopped = rec(3, "2026-01-01T10:00:07+00:00", "interrupted")  # still to do
-    records = [earlier, *ours, stopped]
-    since, started = "2026-01-01T10:00:00+00:00", time.time() - 120  # 2 models in 2 minutes
-    line = progress_line(records, ours[0], 6, started, since)
-    assert line == "model 2 of 6 done (ok, top1_err 41.00%), ETA 3:00"  # 3 left at a minute each
-    assert progress_line(records, ours[1], 3, started, since).endswith(
-        "model 3 of 3 done (ok, top1_err 42.00%), ETA 0:00"
-    )
-    assert progress_line([earlier], earlier, 4, started, since).endswith("ETA not yet known")
-    assert progress_line(records, {**stopped, "status": "failed", "top1_err": None}, None, started, since) == (
-        "model 3 done (failed, top1_err n/a)"
-    )
+    ok, failed = {"status": "ok", "top1_err": 41.0}, {"status": "failed", "top1_err": None}
+    started = time.time() - 120  # this command ended 2 models in 2 minutes
+    assert progress_line(ok, 3, 2, 6, started) == "model 3 of 6 done (ok, top1_err 41.00%), ETA 3:00"  # 3 left
+    assert progress_line(ok, 3, 2, 3, started).endswith("ETA 0:00")
+    assert progress_line(ok, 1, 0, 4, started).endswith("ETA not yet known")
+    assert progress_line(failed, 3, 2, None, started) == "model 3 done (failed, top1_err n/a)"

@@ -2,11 +2,14 @@
 `collect` and analysis read. Torch-free.
 
 A run writes one `result.json` (a Record) in its run directory; a sweep directory also holds
-`population.csv` / `population.jsonl`, one row per record, rebuilt from the records under a
-file lock so that jobs finishing together (joblib, SLURM arrays) leave a table holding all of
-them. Every file netspaces writes goes through `atomic_target`: a temporary file in the same
-directory, flushed to disk (fsync), renamed, and the directory fsynced, so a reader, a killed run
-or a crashed node never sees half a file or an empty one.
+`population.csv` / `population.jsonl`, one row per record, written under a file lock so that
+jobs finishing together (joblib, SLURM arrays) leave a table holding all of them: rebuilt from
+the records when a sweep starts and ends and by `netspaces collect`, and in between each
+finishing job adds its own row (`add_to_population`, O(1) in the sweep's size). Every file
+netspaces writes goes through `atomic_target`: a temporary file in the same directory, flushed
+to disk (fsync), renamed, and the directory fsynced, so a reader, a killed run or a crashed node
+never sees half a file or an empty one. The one exception, the table rows a job appends, is
+derived data checked against the sizes the last update left (a mismatch rebuilds the table).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from typing import Any, Iterator
 RECORD_FILE = "result.json"
 TABLE_CSV = "population.csv"
 TABLE_JSONL = "population.jsonl"
+# models ended (for "model k of N done") and the table files' sizes after the last update: a
+# table whose size differs (an update killed half-way, a crash, another writer) is rebuilt
+PROGRESS_FILE = ".population.progress.json"
 IDENTITY_FILE = "identity.json"  # a sweep directory's population identity (train/identity.py)
 # sweep.replicas: the first models retrained with other training seeds, in
 # <sweep>/replicas/seed_<s>/ (each seed its own identity); never part of the population
@@ -278,10 +284,12 @@ def table_row(record: dict) -> dict:
     return row
 
 
-def _csv_text(rows: list[dict]) -> str:
-    first = [f for f in FIELDS if f not in NOT_IN_TABLE and f != "arch"]
-    columns = [c for c in first if any(c in r for r in rows)]
-    columns += sorted({k for r in rows for k in r} - set(columns))
+def _csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
+    """The CSV of the rows, header first; its columns: the record's fields, then the rest sorted."""
+    if columns is None:
+        first = [f for f in FIELDS if f not in NOT_IN_TABLE and f != "arch"]
+        columns = [c for c in first if any(c in r for r in rows)]
+        columns += sorted({k for r in rows for k in r} - set(columns))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -327,12 +335,19 @@ class Collected:
         return lines
 
 
+def _jsonl_line(record: dict) -> str:
+    return json.dumps(clean({k: v for k, v in record.items() if k not in NOT_IN_TABLE})) + "\n"
+
+
 def _write_table(sweep_dir: Path, stem: str, records: list[dict]) -> list[Path]:
-    jsonl = "".join(json.dumps(clean({k: v for k, v in r.items() if k not in NOT_IN_TABLE})) + "\n" for r in records)
     paths = [sweep_dir / f"{stem}.jsonl", sweep_dir / f"{stem}.csv"]
-    write_atomic(paths[0], jsonl)
+    write_atomic(paths[0], "".join(_jsonl_line(r) for r in records))
     write_atomic(paths[1], _csv_text([clean(table_row(r)) for r in records]))
     return paths
+
+
+def _ended(records: list[dict]) -> int:
+    return sum(1 for r in records if r.get("status") != "interrupted")
 
 
 def write_population(sweep_dir: Path) -> Collected:
@@ -342,16 +357,126 @@ def write_population(sweep_dir: Path) -> Collected:
     gets population-<6 hex>.* of its own."""
     sweep_dir = Path(sweep_dir)
     with _locked(sweep_dir):
-        remove_partial_writes(sweep_dir)  # a table write that was killed; nobody else writes here now
-        records, broken = scan_records(sweep_dir)
-        groups = by_identity(records)
-        main = sweep_identity(sweep_dir)
-        if main is None and len(groups) == 1:  # a sweep of one experiment (or from before identities)
-            main = next(iter(groups))
-        population = groups.pop(main, []) if main is not None or len(groups) == 1 else []
-        paths = _write_table(sweep_dir, TABLE_JSONL.rsplit(".", 1)[0], population)
-        other_paths = {h: _write_table(sweep_dir, f"population-{(h or 'unknown')[:6]}", rs) for h, rs in groups.items()}
+        got = _rebuild(sweep_dir)
+    return got
+
+
+def _rebuild(sweep_dir: Path) -> Collected:
+    """write_population's work, under the lock."""
+    remove_partial_writes(sweep_dir)  # a table write that was killed; nobody else writes here now
+    records, broken = scan_records(sweep_dir)
+    groups = by_identity(records)
+    main = sweep_identity(sweep_dir)
+    if main is None and len(groups) == 1:  # a sweep of one experiment (or from before identities)
+        main = next(iter(groups))
+    population = groups.pop(main, []) if main is not None or len(groups) == 1 else []
+    paths = _write_table(sweep_dir, TABLE_JSONL.rsplit(".", 1)[0], population)
+    other_paths = {h: _write_table(sweep_dir, f"population-{(h or 'unknown')[:6]}", rs) for h, rs in groups.items()}
+    written = [*paths, *(p for ps in other_paths.values() for p in ps)]
+    _write_progress(sweep_dir, ended=_ended(population), sizes={p.name: p.stat().st_size for p in written})
     return Collected(population, paths, broken, groups, other_paths)
+
+
+# ---------------------------------------------------------------- a finishing job's row
+
+
+@dataclass
+class Added:
+    """What add_to_population did: the models of the population that have ended (ok,
+    diverged or failed), and how many of them ended since `since`."""
+
+    ended: int
+    mine: int
+    rebuilt: bool  # the table was rebuilt from the records instead (first job, or after a killed update)
+
+
+def _read_progress(sweep_dir: Path) -> dict:
+    try:
+        data = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_progress(sweep_dir: Path, **values: Any) -> dict:
+    state = {**_read_progress(sweep_dir), **values}
+    write_atomic(Path(sweep_dir) / PROGRESS_FILE, json.dumps(state) + "\n")
+    return state
+
+
+def start_progress(sweep_dir: Path, since: str) -> None:
+    """A sweep command starts: models ending from now on count toward its pace."""
+    with _locked(Path(sweep_dir)):
+        _write_progress(sweep_dir, since=since, mine=0)
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def _csv_columns(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader([f.readline()]), [])
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def add_to_population(sweep_dir: Path, rec: dict, *, prior: dict | None = None, since: str = "") -> Added:
+    """A job's record joins its sweep's table in O(1) of the sweep's size: under the lock its
+    row is appended to population.jsonl and population.csv (population-<6 hex>.* for another
+    identity). `prior` is the record its run directory held before this run (a failed or
+    interrupted attempt): its row is replaced, by rewriting the table from the table's own
+    rows (no walk over the records). Rows stand in the order models ended until the next full
+    rebuild (sweep start and end, `netspaces collect`) sorts them; the rows are the same.
+    Where the table cannot be trusted (no identity, no table or progress file yet, a table
+    file whose size is not the one the last update left: an update killed half-way, a crash),
+    it is rebuilt from the records instead. The table is derived data: only the records are
+    fsynced, and any table a crash leaves inconsistent is caught by that size check."""
+    sweep_dir = Path(sweep_dir)
+    with _locked(sweep_dir):
+        main = sweep_identity(sweep_dir)
+        stem = TABLE_JSONL.rsplit(".", 1)[0]
+        if main is not None and rec.get("identity") != main:
+            stem = f"population-{(rec.get('identity') or 'unknown')[:6]}"
+        jsonl, table_csv = sweep_dir / f"{stem}.jsonl", sweep_dir / f"{stem}.csv"
+        state = _read_progress(sweep_dir)
+        counts = stem == TABLE_JSONL.rsplit(".", 1)[0] and rec.get("status") != "interrupted"
+        newly = counts and (prior is None or prior.get("status") == "interrupted")
+        again = prior is not None and prior.get("status") != "interrupted" and str(prior.get("finished_at")) >= since
+        mine = int(state.get("mine", 0)) + (counts and not again)
+        sizes = state.get("sizes") if isinstance(state.get("sizes"), dict) else {}
+        population = [sweep_dir / TABLE_JSONL, sweep_dir / TABLE_CSV]
+        trusted = main is not None and "ended" in state and all(_size(p) is not None for p in population)
+        trusted = trusted and all(_size(p) == sizes.get(p.name) for p in {*population, jsonl, table_csv})
+        if not trusted:
+            got = _rebuild(sweep_dir)
+            _write_progress(sweep_dir, mine=mine)
+            return Added(_ended(got.records), mine, rebuilt=True)
+        if prior is not None or _size(jsonl) is None:
+            # a row of its earlier attempt may be there (or no table of this identity yet):
+            # the table without it, plus this one
+            rows = [r for r in _read_jsonl(jsonl) if r.get("run_dir") != rec.get("run_dir")] if _size(jsonl) else []
+            _write_table(sweep_dir, stem, [*rows, rec])
+        else:
+            _append(jsonl, _jsonl_line(rec))
+            row, columns = clean(table_row(rec)), _csv_columns(table_csv)
+            if columns and set(row) <= set(columns):
+                _append(table_csv, _csv_text([row], columns).split("\n", 1)[1])
+            else:  # a column the header lacks: the CSV again, from the JSONL's rows
+                write_atomic(table_csv, _csv_text([clean(table_row(r)) for r in _read_jsonl(jsonl)]))
+        sizes = {**sizes, jsonl.name: _size(jsonl), table_csv.name: _size(table_csv)}
+        state = _write_progress(sweep_dir, ended=int(state["ended"]) + newly, mine=mine, sizes=sizes)
+    return Added(int(state["ended"]), mine, rebuilt=False)
 
 
 def status_counts(records: list[dict]) -> str:

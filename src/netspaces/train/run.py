@@ -278,14 +278,18 @@ def hydra_job(cfg: DictConfig) -> dict | None:
     if in_sweep and "joblib" in str(HydraConfig.get().launcher.get("_target_", "")).lower():
         _spread_over_gpus(cfg, HydraConfig.get().job.num)
     run_dir = Path(str(cfg.paths.run_dir))
+    prior = None
     if in_sweep:
         _claim_identity(cfg, run_dir.parent)
+        prior = record.read_record(run_dir)  # an earlier attempt's record: its table row is replaced
     try:
         result = train(cfg, in_sweep=in_sweep)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     except Interrupted as sig:
+        if in_sweep:  # its `interrupted` record joins the table like any other
+            _add_to_table(run_dir, prior)
         if sig.requeue is None:
             print(
                 f"{sig}: {run_dir} stopped (status interrupted); rerun the same command to resume",
@@ -295,7 +299,7 @@ def hydra_job(cfg: DictConfig) -> dict | None:
             sys.exit(sig.exit_code)
         result = _requeue(sig, run_dir, in_sweep)
         if in_sweep:
-            return result  # submitit did not requeue it: the sweep goes on and names it
+            return result  # submitit did not requeue it: the sweep goes on (its row is in)
     except record.DiskFull as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -315,11 +319,22 @@ def hydra_job(cfg: DictConfig) -> dict | None:
         # the next collections (joblib's worker after each job, this one after the next run,
         # the interpreter's at exit) take milliseconds instead of 0.3-1 s each
         gc.freeze()
-    if in_sweep and "config" in result:  # the full record: rank 0 (SLURM runs every rank's task)
-        from netspaces.train.sweep import refresh_population
-
-        refresh_population(run_dir.parent, result)  # and "model k of N done" for the sweep
+    if in_sweep and "config" in result and not _same_record(prior, result):  # rank 0, and not skipped
+        _add_to_table(run_dir, prior, result)  # and "model k of N done" for the sweep
     return result
+
+
+def _same_record(a: dict | None, b: dict) -> bool:
+    """b is the record a run found and skipped (already done)."""
+    return a is not None and (a.get("finished_at"), a.get("status")) == (b.get("finished_at"), b.get("status"))
+
+
+def _add_to_table(run_dir: Path, prior: dict | None, result: dict | None = None) -> None:
+    from netspaces.train.sweep import refresh_population
+
+    result = result if result is not None else record.read_record(run_dir)
+    if result is not None and "config" in result:
+        refresh_population(run_dir.parent, result, prior)
 
 
 def _requeue(sig, run_dir: Path, in_sweep: bool) -> dict:

@@ -3,10 +3,11 @@
 Layout (conf/launch.yaml): outputs/sweeps/<sweep.name>/sample_NNN/result.json, where
 sweep.name = <space>-<regime>-<data>-<schedule>-s<sweep seed>. Job i trains sample i of
 (space, regime, block, sweep seed): rerunning the command finds the same directories, skips
-finished samples and resumes interrupted ones. The table is rebuilt after every job (under
-a lock) and once more when the sweep ends. After each job the sweep says how far it is:
-"model k of N done (status, top1_err), ETA", counted from the records in the sweep directory
-(the source of truth, whichever process, joblib worker or SLURM task, ran the job).
+finished samples and resumes interrupted ones. The table is rebuilt from the records when
+the sweep starts and ends; in between each job adds its own row under a lock, in O(1) of the
+sweep's size (record.add_to_population). After each job the sweep says how far it is:
+"model k of N done (status, top1_err), ETA", counted in the sweep directory (whichever
+process, joblib worker or SLURM task, ran the job).
 """
 
 from __future__ import annotations
@@ -43,41 +44,35 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def progress_line(records: list[dict], finished: dict, planned: int | None, started: float, since: str) -> str:
-    """The line "model k of N done (status, top1_err), ETA". k is the finished model's place
-    among the records in the sweep directory by when they finished (interrupted ones are still
-    to do), so two workers finishing together never print the same k; the ETA extrapolates
-    this command's pace (its records per second of wall time, whatever ran them in parallel)
-    to the models without a record yet."""
-    ended = sorted(
-        (str(r.get("finished_at") or ""), str(r.get("run_dir"))) for r in records if r.get("status") != "interrupted"
-    )
-    me = (str(finished.get("finished_at") or ""), str(finished.get("run_dir")))
-    k = ended.index(me) + 1 if me in ended else len(ended)
-    mine = sum(1 for at, _ in ended if at >= since)
+def progress_line(finished: dict, ended: int, mine: int, planned: int | None, started: float) -> str:
+    """The line "model k of N done (status, top1_err), ETA": k = `ended`, the models of the
+    population that have ended (ok, diverged, failed; interrupted ones are still to do),
+    counted under the table's lock so that two workers finishing together never print the same
+    k; the ETA extrapolates this command's pace (`mine` models ended since it started, whatever
+    ran them in parallel) to the models not ended yet."""
     err = finished.get("top1_err")
     what = f"{finished.get('status')}, top1_err " + ("n/a" if err is None else f"{err:.2f}%")
     if planned is None:
-        return f"model {k} done ({what})"
-    left = max(0, planned - len(ended))
+        return f"model {ended} done ({what})"
+    left = max(0, planned - ended)
     elapsed = time.time() - started
     eta = "0:00" if left == 0 else (clock(elapsed / mine * left) if mine else "not yet known")
-    return f"model {k} of {planned} done ({what}), ETA {eta}"
+    return f"model {ended} of {planned} done ({what}), ETA {eta}"
 
 
-def refresh_population(sweep_dir: Path, finished: dict | None = None) -> None:
-    """Rebuild the sweep's table and, for a job of the sweep this process's launcher started,
-    print how far the sweep is; a failure here never fails the job that just finished."""
-    try:
-        got = record.write_population(sweep_dir)
-        log.info("population table: %d records -> %s", len(got.records), got.paths[1])
-    except OSError as exc:
-        log.warning("population table of %s not rebuilt: %s", sweep_dir, exc)
-        return
+def refresh_population(sweep_dir: Path, finished: dict, prior: dict | None = None) -> None:
+    """Add a finished job's record to its sweep's table (`prior`: the record its run directory
+    held before, replaced) and, for a job of the sweep this process's launcher started, print
+    how far the sweep is; a failure here never fails the job that just finished (the table
+    is rebuilt from the records when the sweep ends, or by `netspaces collect`)."""
     sweep = json.loads(os.environ.get(PROGRESS_ENV) or "{}")
-    if finished is not None and sweep.get("dir") == str(Path(sweep_dir).resolve()):
-        line = progress_line(got.records, finished, sweep.get("planned"), sweep["started"], sweep["since"])
-        print(line, flush=True)
+    try:
+        got = record.add_to_population(sweep_dir, finished, prior=prior, since=str(sweep.get("since") or ""))
+    except OSError as exc:
+        log.warning("population table of %s not updated (it is rebuilt when the sweep ends): %s", sweep_dir, exc)
+        return
+    if sweep.get("dir") == str(Path(sweep_dir).resolve()) and finished.get("status") != "interrupted":
+        print(progress_line(finished, got.ended, got.mine, sweep.get("planned"), sweep["started"]), flush=True)
 
 
 def _slurm_launcher(config: DictConfig) -> bool:
@@ -175,12 +170,15 @@ class SweepCallback(Callback):
             )
         if identity.read_identity(sweep_dir) is None:
             identity.write_identity(sweep_dir, h, p)
-        done = len(record.find_records(sweep_dir))
+        # the table, from the records, once: each job then adds its own row (O(1))
+        got = record.write_population(sweep_dir)
+        done = len(got.records) + sum(len(rs) for rs in got.others.values())
         log.info("%s -> %s (identity %s)%s", line, sweep_dir, h[:6], f", {done} records already there" if done else "")
         if not _slurm_launcher(config):  # under SLURM submitit owns the signals
             forward_to_workers()
         # records finished from now on are this command's (ISO times compare as strings)
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record.start_progress(sweep_dir, self.started)
         sampled = OmegaConf.select(config, "model.kind") == "sampled"
         os.environ[PROGRESS_ENV] = json.dumps(
             {
