@@ -110,6 +110,8 @@ def test_a_sweep_without_a_table_yet_gets_one_from_its_records(tmp_path):
     assert [r["sample"] for r in _tables(d)[0]] == [0, 1]
 
 
+@pytest.mark.slow  # three trainings in two sweeps; the fast suite has its parts: the sampler's stream is
+# prefix-stable (test_spaces) and sweep.n is not identity (test_identity)
 def test_raising_sweep_n_keeps_the_first_models_and_trains_only_the_new_ones(tmp_path):
     from conftest import TINY, run_train
     from netspaces.space.sampling import sample_models

@@ -228,10 +228,12 @@ def load_record(path: Path) -> tuple[dict | None, str | None]:
     return data, None
 
 
-def scan_records(sweep_dir: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
+def scan_records(sweep_dir: Path, *, table_only: bool = False) -> tuple[list[dict], list[tuple[Path, str]]]:
     """All records below a sweep directory, ordered by sample then directory, and the record
     files that cannot be used with the reason (hidden directories and W&B's copies are not
-    runs; seed replicas are a linked sub-population, read by `replica_dirs`)."""
+    runs; seed replicas are a linked sub-population, read by `replica_dirs`). `table_only`:
+    without the large fields (config, history), dropped as each record is read, so that
+    10,000 records stay small in memory."""
     found, broken = [], []
     for path in sorted(Path(sweep_dir).rglob(RECORD_FILE)):
         parts = path.relative_to(sweep_dir).parts[:-1]
@@ -239,7 +241,7 @@ def scan_records(sweep_dir: Path) -> tuple[list[dict], list[tuple[Path, str]]]:
             continue
         rec, why = load_record(path)
         if rec is not None:
-            found.append(rec)
+            found.append({k: v for k, v in rec.items() if k not in NOT_IN_TABLE} if table_only else rec)
         elif why is not None:
             broken.append((path, why))
     found.sort(key=lambda r: (r.get("sample") is None, r.get("sample") or 0, str(r.get("run_dir"))))
@@ -364,7 +366,7 @@ def write_population(sweep_dir: Path) -> Collected:
 def _rebuild(sweep_dir: Path) -> Collected:
     """write_population's work, under the lock."""
     remove_partial_writes(sweep_dir)  # a table write that was killed; nobody else writes here now
-    records, broken = scan_records(sweep_dir)
+    records, broken = scan_records(sweep_dir, table_only=True)
     groups = by_identity(records)
     main = sweep_identity(sweep_dir)
     if main is None and len(groups) == 1:  # a sweep of one experiment (or from before identities)
