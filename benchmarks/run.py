@@ -33,6 +33,7 @@ BENCHMARKS = (
     "population",
     "population_vs_plain_loop",
     "population_packed",
+    "sweep_scale",
 )
 
 
@@ -44,6 +45,10 @@ def table(results: list[Result]) -> str:
             note = f"waits for data {100 * r.details['wait_fraction']:.1f}% of the loop"
         elif "framework_cost" in r.details:
             note = f"framework cost {100 * r.details['framework_cost']:+.1f}%"
+        elif "table_correct" in r.details:
+            note = f"table {'correct' if r.details['table_correct'] else 'WRONG'}"
+        elif "ratio" in r.details:
+            note = f"time ratio {r.details['ratio']:.2f} for {r.details['records'][0] / r.details['records'][1]:g}x the records"
         elif r.details.get("naive_extrapolated"):
             note = f"naive extrapolated from {r.details['naive_timed_candidates']} built"
         target = "" if r.target is None else (f">= {r.target:g} " + ("ok" if r.ratio >= r.target else "MISSED"))

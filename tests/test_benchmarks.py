@@ -31,9 +31,10 @@ EXPECTED = {
     "population": {"population"},
     "population_vs_plain_loop": {"population_vs_plain_loop"},
     "population_packed": {"population_packed"},
+    "sweep_scale": {"sweep_scale_stub_sweep", "sweep_scale_collect", "sweep_scale_job_finish", "sweep_scale_launcher"},
 }
 # toy runs that start several training processes (tens of seconds): `make test-slow`
-SLOW_TOY = {"population_vs_plain_loop", "population_packed"}
+SLOW_TOY = {"population_vs_plain_loop", "population_packed", "sweep_scale"}
 
 
 @pytest.fixture(autouse=True)
