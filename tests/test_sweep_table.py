@@ -132,3 +132,12 @@ def test_raising_sweep_n_keeps_the_first_models_and_trains_only_the_new_ones(tmp
     assert [r["arch"]["ws"] for r in recs] == [list(s.spec.ws) for s in drawn]
     assert len({r["identity"] for r in recs}) == 1 and [r["status"] for r in recs] == ["ok", "ok"]
     assert [r["sample"] for r in _tables(sweep)[0]] == [0, 1]
+
+
+def test_a_model_a_job_found_done_and_skipped_is_not_added_again(sweep):
+    from netspaces.train.sweep import refresh_population
+
+    done = record.read_record(sweep / "sample_000")  # the job found it and returned it as it was
+    before = [(sweep / f).read_text() for f in ("population.jsonl", "population.csv")]
+    refresh_population(sweep, done, prior=done)
+    assert [(sweep / f).read_text() for f in ("population.jsonl", "population.csv")] == before

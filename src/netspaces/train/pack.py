@@ -212,9 +212,13 @@ def pack_job(cfg: DictConfig, train: Callable[..., dict], claim_identity: Callab
     job_dir = Path(str(cfg.paths.run_dir))
     configs = member_configs(cfg, job_dir)
     claim_identity(configs[0], job_dir.parent)
+    # what each run directory held before: an earlier attempt's row is replaced, a skipped one added once
+    priors = {str(Path(str(c.paths.run_dir))): record.read_record(Path(str(c.paths.run_dir))) for c in configs}
 
     def done(o: Outcome) -> None:
         result = o.result
+        if result is None and isinstance(o.error, Interrupted):
+            result = record.read_record(o.run_dir)  # its `interrupted` record joins the table too
         if result is None and isinstance(o.error, Exception) and not isinstance(o.error, UserError):
             if isinstance(o.error, DataError):
                 print(f"error: {one_line(o.error)} ({o.run_dir}: status failed)", file=sys.stderr, flush=True)
@@ -222,7 +226,7 @@ def pack_job(cfg: DictConfig, train: Callable[..., dict], claim_identity: Callab
                 log.error("run %s failed; its record says so and the pack goes on", o.run_dir, exc_info=o.error)
             result = record.read_record(o.run_dir)
         if result is not None and "config" in result:
-            refresh_population(job_dir.parent, result)
+            refresh_population(job_dir.parent, result, priors.get(str(o.run_dir)))
 
     try:
         outcomes, relay = run_pack(configs, train, in_sweep=True, on_done=done)

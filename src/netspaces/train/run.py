@@ -319,14 +319,9 @@ def hydra_job(cfg: DictConfig) -> dict | None:
         # the next collections (joblib's worker after each job, this one after the next run,
         # the interpreter's at exit) take milliseconds instead of 0.3-1 s each
         gc.freeze()
-    if in_sweep and "config" in result and not _same_record(prior, result):  # rank 0, and not skipped
+    if in_sweep and "config" in result:  # the full record: rank 0 (SLURM runs every rank's task)
         _add_to_table(run_dir, prior, result)  # and "model k of N done" for the sweep
     return result
-
-
-def _same_record(a: dict | None, b: dict) -> bool:
-    """b is the record a run found and skipped (already done)."""
-    return a is not None and (a.get("finished_at"), a.get("status")) == (b.get("finished_at"), b.get("status"))
 
 
 def _add_to_table(run_dir: Path, prior: dict | None, result: dict | None = None) -> None:

@@ -62,9 +62,15 @@ def progress_line(finished: dict, ended: int, mine: int, planned: int | None, st
 
 def refresh_population(sweep_dir: Path, finished: dict, prior: dict | None = None) -> None:
     """Add a finished job's record to its sweep's table (`prior`: the record its run directory
-    held before, replaced) and, for a job of the sweep this process's launcher started, print
-    how far the sweep is; a failure here never fails the job that just finished (the table
-    is rebuilt from the records when the sweep ends, or by `netspaces collect`)."""
+    held before the job ran, replaced; the same record: the job skipped it, nothing to add)
+    and, for a job of the sweep this process's launcher started, print how far the sweep is;
+    a failure here never fails the job that just finished (the table is rebuilt from the
+    records when the sweep ends, or by `netspaces collect`)."""
+    if prior is not None and (prior.get("finished_at"), prior.get("status")) == (
+        finished.get("finished_at"),
+        finished.get("status"),
+    ):
+        return
     sweep = json.loads(os.environ.get(PROGRESS_ENV) or "{}")
     try:
         got = record.add_to_population(sweep_dir, finished, prior=prior, since=str(sweep.get("since") or ""))
