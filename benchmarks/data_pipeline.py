@@ -50,13 +50,17 @@ class Feed:
     """A DataModule's training batches as the trainer sees them (after the transfer hook)."""
 
     def __init__(self, overrides: list[str], run_dir: Path) -> None:
+        import torch
+
         from netspaces.train.data import make_datamodule
 
         _, s = run_settings_for(overrides, run_dir)
         self.settings = s.data
         self.dm = make_datamodule(s.data)
         self.dm.setup("fit")
-        self.dm.trainer = SimpleNamespace(training=True, global_step=0, global_rank=0, world_size=1)
+        # The parts of a Trainer the DataModule reads; it trains on the CPU here.
+        strategy = SimpleNamespace(root_device=torch.device("cpu"))
+        self.dm.trainer = SimpleNamespace(training=True, global_step=0, global_rank=0, world_size=1, strategy=strategy)
         self.loader = self.dm.train_dataloader()
         self._it = iter(self.loader)
 
