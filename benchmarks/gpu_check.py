@@ -277,13 +277,13 @@ def sweep(quick: bool, trainer: str) -> None:
     t0 = time.perf_counter()
     with open(out / "first.log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        while proc.poll() is None and not list(out.rglob("*.ckpt")) and time.perf_counter() - t0 < 60:
+        while proc.poll() is None and not list(out.rglob("*.ckpt")) and time.perf_counter() - t0 < 30:
             time.sleep(0.2)
         killed = proc.poll() is None
         if killed:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=75)
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=40)
     text = second.stdout + second.stderr
     records = [json.loads(p.read_text()) for p in out.rglob("result.json")]
     ok = sum(r.get("status") == "ok" for r in records)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check (benchmarks/README.md, "GPU check"): one `NAME: value` line per figure, in
-# under 8 minutes on one GPU. Without CUDA the parts that need it print `NAME: skipped (no CUDA)`.
+# under 7 minutes on one GPU (the timeouts below sum to 400 s). Without CUDA the parts that need it print `NAME: skipped (no CUDA)`.
 #
 #   scripts/gpu_check.sh            # everything: pytest -m gpu, train img/s vs timm, decode img/s, sweep kill+resume,
 #                                   # sweep.pack=K models/h and peak memory
@@ -33,7 +33,7 @@ HAVE_CUDA=$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))')
 
 if [ "$HAVE_CUDA" = 1 ]; then
     log=$(mktemp)
-    timeout 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py >"$log" 2>&1
+    timeout 90 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py >"$log" 2>&1
     rc=$?
     echo "pytest_gpu: $(tail -1 "$log") (exit $rc)"
     [ $rc -eq 0 ] || tail -40 "$log" >&2
@@ -41,7 +41,7 @@ else
     echo "pytest_gpu: skipped (no CUDA)"
 fi
 timeout 120 "$PY" benchmarks/gpu_check.py train $QUICK || echo "train_img_s: FAILED or timed out (exit $?)"
-timeout 45 "$PY" benchmarks/gpu_check.py decode $QUICK || echo "decode_img_s: FAILED or timed out (exit $?)"
-timeout 90 "$PY" benchmarks/gpu_check.py sweep $QUICK || echo "sweep_kill_resume: FAILED or timed out (exit $?)"
+timeout 40 "$PY" benchmarks/gpu_check.py decode $QUICK || echo "decode_img_s: FAILED or timed out (exit $?)"
+timeout 75 "$PY" benchmarks/gpu_check.py sweep $QUICK || echo "sweep_kill_resume: FAILED or timed out (exit $?)"
 timeout 75 "$PY" benchmarks/gpu_check.py pack $QUICK || echo "pack_models_h: FAILED or timed out (exit $?)"
 echo "gpu_check_s: $(( $(date +%s) - start ))"
