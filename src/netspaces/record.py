@@ -36,6 +36,7 @@ IDENTITY_FILE = "identity.json"  # a sweep directory's population identity (trai
 # sweep.replicas: the first models retrained with other training seeds, in
 # <sweep>/replicas/seed_<s>/ (each seed its own identity); never part of the population
 REPLICAS_DIR = "replicas"
+CODE_DIR = "code"  # a sweep's code snapshots, <sweep>/code/<12 hex>/ (train/snapshot.py)
 STATUSES = ("ok", "diverged", "failed", "interrupted")
 DONE = ("ok", "diverged")  # a rerun skips these; `failed` and `interrupted` runs resume or retry
 ERROR_FIELD = "top1_err"  # what populations are compared by (%, final epoch)
@@ -89,6 +90,8 @@ class Record:
     versions: dict = field(default_factory=dict)
     git_commit: str | None = None  # of the code that trained ("+dirty": uncommitted changes); None outside git
     command: str | None = None  # the command line that started the run (a sweep's, without sample=)
+    code_hash: str | None = None  # content hash of train.py, conf/ and the package that ran (train/snapshot.py)
+    allow_code_change: bool = False  # trained under sweep.allow_code_change=true: new code for this population
     config: dict = field(default_factory=dict)  # the resolved config
 
     def __post_init__(self) -> None:

@@ -36,6 +36,11 @@ REGISTER: tuple[Key, ...] = (
     Key("sweep.replicas", False, "extra training seeds for the first models: a linked sub-population"),
     Key("sweep.replica_models", False, "how many of the first models get seed replicas"),
     Key("sweep.pack", False, "models one job trains on one data stream: packing changes how, not what, a run computes"),
+    Key(
+        "sweep.allow_code_change",
+        False,
+        "an opt-in to continue a population with new code; records carry the code hash and the choice",
+    ),
     Key("sweep.name", False, "a label derived from identity keys"),
     Key("protocol", False, "a label: the protocol file's hash; its training choices are identity keys"),
     Key("sample", False, "which member of the population a run is"),

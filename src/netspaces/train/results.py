@@ -34,8 +34,14 @@ def network_stub(s: RunSettings) -> dict:
 def git_commit() -> str | None:
     """The commit of the checkout netspaces runs from, "+dirty" when it has uncommitted changes;
     None when it is not a git checkout (an installed package) or git is missing. Looked up once
-    per process: a process runs the code it imported, whatever is committed later."""
+    per process: a process runs the code it imported, whatever is committed later. Run from a
+    sweep's code snapshot: the commit of the checkout it was copied from."""
     root = Path(__file__).resolve().parents[3]
+    from netspaces.train.snapshot import meta
+
+    snapshot = meta(root)
+    if snapshot is not None:
+        return snapshot.get("git_commit")
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
@@ -103,6 +109,7 @@ def make_record(
     import torch
 
     import netspaces
+    from netspaces.train.snapshot import running_code_hash
 
     return Record(
         status=status,
@@ -141,6 +148,8 @@ def make_record(
         versions={"netspaces": netspaces.__version__, "torch": torch.__version__, "lightning": lightning.__version__},
         git_commit=git_commit(),
         command=_hydra_command(),
+        code_hash=running_code_hash(),
+        allow_code_change=OmegaConf.select(cfg, "sweep.allow_code_change") is True,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
 

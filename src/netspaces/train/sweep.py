@@ -8,6 +8,8 @@ the sweep starts and ends; in between each job adds its own row under a lock, in
 sweep's size (record.add_to_population). After each job the sweep says how far it is:
 "model k of N done (status, top1_err), ETA", counted in the sweep directory (whichever
 process, joblib worker or SLURM task, ran the job).
+At sweep start the launching process re-executes itself from the sweep's code snapshot
+(train/snapshot.py), so every job runs the code the sweep started with.
 """
 
 from __future__ import annotations
@@ -90,12 +92,14 @@ def check_sweep(config: DictConfig) -> str:
     """Check the config every job will share and draw the population once; a summary line."""
     from netspaces.space.sampling import sample_models
     from netspaces.train.settings import _int, check_config, data_settings, trainer_settings
+    from netspaces.train.snapshot import allow_code_change
 
     choice = check_config(config)
     from netspaces.train.pack_plan import check_pack
 
     pack = check_pack(config)
     replicas, replica_models = _int(config, "sweep.replicas", lo=0), _int(config, "sweep.replica_models", lo=1)
+    allow_code_change(OmegaConf.select(config, "sweep.allow_code_change"))
     if not _slurm_launcher(config):  # the submitting machine may not see the cluster's data or GPUs
         from netspaces.train.data import check_data
         from netspaces.train.settings import check_machine
@@ -156,14 +160,16 @@ class SweepCallback(Callback):
             _refuse(exc)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from netspaces.train import identity
+        from netspaces.train import identity, snapshot
         from netspaces.train.signals import forward_to_workers
 
         try:
             line = check_sweep(config)
+            sweep_dir = Path(str(config.hydra.sweep.dir))
+            # the jobs run from <sweep>/code/: this process re-executes from it unless it already does
+            snapshot.enter(sweep_dir, config.sweep.allow_code_change, record.find_records(sweep_dir))
         except UserError as exc:
             _refuse(exc)
-        sweep_dir = Path(str(config.hydra.sweep.dir))
         base = Path(str(config.paths.output)) / "sweeps" / str(config.sweep.name)
         h, p = identity.of(config)
         old = identity.read_identity(base)
