@@ -34,3 +34,37 @@ class EditCheckout(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         edit_checkout(self.checkout)
+
+
+class FailInEpochTwo(Callback):
+    """Sample `sample` raises at the start of its second epoch, the first `times` times (one
+    line in `log` per failure; the line count survives processes)."""
+
+    def __init__(self, sample: int, times: int, log: str) -> None:
+        self.sample, self.times, self.log = int(sample), int(times), Path(log)
+        self.original = None
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if int(config.sample) != self.sample:
+            return
+        from netspaces.train.module import Classifier
+
+        self.original = original = Classifier.on_train_epoch_start
+        log, times = self.log, self.times
+
+        def fail(module) -> None:
+            failures = log.read_text().count("\n") if log.is_file() else 0
+            if module.current_epoch == 1 and failures < times:
+                with open(log, "a") as f:
+                    f.write("injected\n")
+                raise RuntimeError("injected failure")
+            original(module)
+
+        Classifier.on_train_epoch_start = fail
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self.original is not None:
+            from netspaces.train.module import Classifier
+
+            Classifier.on_train_epoch_start = self.original
+            self.original = None

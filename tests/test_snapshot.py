@@ -81,7 +81,7 @@ def test_jobs_run_the_snapshot_a_rerun_reuses_it_and_new_code_needs_an_opt_in(tm
     assert "+edited" in (tree / "src" / "netspaces" / "__init__.py").read_text()  # the edit happened
     assert snapshot.tree_hash(snapshot.manifest(code)) == h  # the snapshot is the code before it
     rec = _records(sweep_dir)[0]
-    assert rec["status"] == "ok" and rec["code_hash"] == h
+    assert rec["status"] == "ok" and rec["code_hash"] == h and rec["attempt"] == 1
     assert rec["versions"]["netspaces"] == "0.1.0" and rec["config"]["sweep"]["replica_models"] == 5
     assert rec["allow_code_change"] is False
 
@@ -138,6 +138,7 @@ def test_joblib_workers_run_the_snapshot_too(tmp_path):
     "arg, expected",
     [
         ("sweep.allow_code_change=maybe", "sweep.allow_code_change='maybe' is not allowed: true or false"),
+        ("sweep.retries=-1", "sweep.retries=-1 is not allowed: must be >= 0"),
     ],
 )
 def test_bad_sweep_options_are_refused_before_anything_is_written(tmp_path, arg, expected):

@@ -73,6 +73,7 @@ class Record:
     diverged_at: dict | None = None
     error: str | None = None
     resumed_from_epoch: int | None = None
+    attempt: int = 1  # which try of its sweep job wrote this record (sweep.retries: 2 = retried once)
     # the experiment
     identity: str | None = None  # hash of everything that changes what the run computes (train/identity.py)
     precision: str | None = None  # the precision actually used

@@ -36,6 +36,7 @@ REGISTER: tuple[Key, ...] = (
     Key("sweep.replicas", False, "extra training seeds for the first models: a linked sub-population"),
     Key("sweep.replica_models", False, "how many of the first models get seed replicas"),
     Key("sweep.pack", False, "models one job trains on one data stream: packing changes how, not what, a run computes"),
+    Key("sweep.retries", False, "how often a failed sample is tried again; a retry resumes the same computation"),
     Key(
         "sweep.allow_code_change",
         False,

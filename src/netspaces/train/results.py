@@ -104,6 +104,7 @@ def make_record(
     diverged_at: dict | None = None,
     error: str | None = None,
     resumed_from_epoch: int | None = None,
+    attempt: int = 1,
 ) -> Record:
     import lightning
     import torch
@@ -132,6 +133,7 @@ def make_record(
         diverged_at=diverged_at,
         error=error,
         resumed_from_epoch=resumed_from_epoch,
+        attempt=attempt,
         identity=identity,
         precision=precision_used(s.trainer),
         data=s.data.name,

@@ -26,15 +26,16 @@ from netspaces.train.settings import RunSettings, precision_used, run_settings, 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, *, in_sweep: bool = False) -> dict:
-    """Train the model `cfg` describes; returns its record (also in paths.run_dir/result.json)."""
+def train(cfg: DictConfig, *, in_sweep: bool = False, attempt: int = 1) -> dict:
+    """Train the model `cfg` describes; returns its record (also in paths.run_dir/result.json).
+    `attempt`: which try of its sweep job this is (train/retry.py), recorded."""
     from netspaces.train.image_tree import shared_listings
 
     with shared_listings():
-        return _train(cfg, in_sweep)
+        return _train(cfg, in_sweep, attempt)
 
 
-def _train(cfg: DictConfig, in_sweep: bool) -> dict:
+def _train(cfg: DictConfig, in_sweep: bool, attempt: int = 1) -> dict:
     from netspaces.train import identity
     from netspaces.train.data import check_data
 
@@ -86,6 +87,7 @@ def _train(cfg: DictConfig, in_sweep: bool) -> dict:
                 train_cpu_s=module.train_cpu_s() if module else None,
                 error=error,
                 resumed_from_epoch=module.resumed_from_epoch if module else None,
+                attempt=attempt,
             )
             path = None
             try:
@@ -130,6 +132,7 @@ def _train(cfg: DictConfig, in_sweep: bool) -> dict:
         train_cpu_s=module.train_cpu_s(),
         diverged_at=diverged_at,
         resumed_from_epoch=module.resumed_from_epoch,
+        attempt=attempt,
     )
     path = record.write_record(s.run_dir, result)
     publish_record(loggers, result, path)
@@ -265,6 +268,7 @@ def hydra_job(cfg: DictConfig) -> dict | None:
     from netspaces.train.ddp import RankFailed
     from netspaces.train.hydra_conf import replica_of
     from netspaces.train.pack_plan import block_of
+    from netspaces.train.retry import retries_of, with_retries
     from netspaces.train.signals import Interrupted
 
     in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
@@ -283,7 +287,8 @@ def hydra_job(cfg: DictConfig) -> dict | None:
         _claim_identity(cfg, run_dir.parent)
         prior = record.read_record(run_dir)  # an earlier attempt's record: its table row is replaced
     try:
-        result = train(cfg, in_sweep=in_sweep)
+        retries = retries_of(cfg) if in_sweep else 0  # a failed sample is tried again within its job
+        result = with_retries(lambda n: train(cfg, in_sweep=in_sweep, attempt=n), retries, str(run_dir))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

@@ -99,6 +99,7 @@ def check_sweep(config: DictConfig) -> str:
 
     pack = check_pack(config)
     replicas, replica_models = _int(config, "sweep.replicas", lo=0), _int(config, "sweep.replica_models", lo=1)
+    _int(config, "sweep.retries", lo=0)
     allow_code_change(OmegaConf.select(config, "sweep.allow_code_change"))
     if not _slurm_launcher(config):  # the submitting machine may not see the cluster's data or GPUs
         from netspaces.train.data import check_data
