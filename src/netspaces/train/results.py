@@ -3,9 +3,7 @@ is netspaces.record's), and the one line printed when a run ends."""
 
 from __future__ import annotations
 
-import functools
 import platform
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from netspaces.record import Record
 from netspaces.train.settings import RunSettings, precision_used
+from netspaces.train.snapshot import git_commit, running_code_hash
 
 
 def network_stub(s: RunSettings) -> dict:
@@ -28,33 +27,6 @@ def network_stub(s: RunSettings) -> dict:
         "sample": m.sample if sampled else None,
         "sweep_seed": m.sweep_seed if sampled else None,
     }
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str | None:
-    """The commit of the checkout netspaces runs from, "+dirty" when it has uncommitted changes;
-    None when it is not a git checkout (an installed package) or git is missing. Looked up once
-    per process: a process runs the code it imported, whatever is committed later. Run from a
-    sweep's code snapshot: the commit of the checkout it was copied from."""
-    root = Path(__file__).resolve().parents[3]
-    from netspaces.train.snapshot import meta
-
-    snapshot = meta(root)
-    if snapshot is not None:
-        return snapshot.get("git_commit")
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def command_line(task_overrides: list[str] | None, multirun: bool, hydra_overrides: tuple[str, ...] = ()) -> str:
@@ -110,7 +82,6 @@ def make_record(
     import torch
 
     import netspaces
-    from netspaces.train.snapshot import running_code_hash
 
     return Record(
         status=status,

@@ -25,9 +25,11 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from netspaces.errors import UserError
 from netspaces.record import CODE_DIR, write_atomic
@@ -88,6 +90,31 @@ def meta(root: Path) -> dict | None:
     return data if isinstance(data, dict) and "hash" in data else None
 
 
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the checkout netspaces runs from, "+dirty" when it has uncommitted changes;
+    None when it is not a git checkout (an installed package) or git is missing. Looked up once
+    per process: a process runs the code it imported, whatever is committed later. Run from a
+    sweep's code snapshot: the commit of the checkout it was copied from."""
+    root = Path(__file__).resolve().parents[3]
+    snapshot = meta(root)
+    if snapshot is not None:
+        return snapshot.get("git_commit")
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def current(sweep_dir: Path) -> dict | None:
     """{"hash", "dir", ...} of the snapshot the sweep's jobs run from, None before the first."""
     try:
@@ -110,9 +137,10 @@ def _take(sweep_dir: Path, root: Path, h: str) -> Path:
     target = Path(sweep_dir) / CODE_DIR / h[:12]
     if target.is_dir():  # taken before (then left by an allowed change): the same content
         return target
-    from netspaces.train.results import git_commit
-
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    for left in target.parent.glob(f".{target.name}.*.tmp"):  # a copy killed half-way (its pid is gone)
+        if not Path(f"/proc/{left.name.split('.')[2]}").exists():
+            shutil.rmtree(left, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         for part in CODE_PARTS:
@@ -155,7 +183,7 @@ def _refusal(sweep_dir: Path, old: str, new: str, files: dict[str, str], snapsho
     )
 
 
-def enter(sweep_dir: Path, allow_change: bool, records: list[dict]) -> None:
+def enter(sweep_dir: Path, allow_change: bool, records: Callable[[], list[dict]]) -> None:
     """At sweep start, in the launching process: return when it already runs from the
     sweep's snapshot; otherwise refuse changed code (UserError), or take or reuse the
     snapshot, say which in one line and re-execute this command from it (never returns)."""
@@ -172,7 +200,7 @@ def enter(sweep_dir: Path, allow_change: bool, records: list[dict]) -> None:
         return
     files = manifest(root)
     h = tree_hash(files)
-    trained = {now["hash"]} if now is not None else {r["code_hash"] for r in records if r.get("code_hash")}
+    trained = {now["hash"]} if now is not None else {r["code_hash"] for r in records() if r.get("code_hash")}
     if trained and trained != {h} and not allow_change:
         old = now["hash"] if now is not None else sorted(trained)[0]
         snap = sweep_dir / CODE_DIR / now["dir"] if now is not None else None

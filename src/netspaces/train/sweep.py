@@ -168,7 +168,7 @@ class SweepCallback(Callback):
             line = check_sweep(config)
             sweep_dir = Path(str(config.hydra.sweep.dir))
             # the jobs run from <sweep>/code/: this process re-executes from it unless it already does
-            snapshot.enter(sweep_dir, config.sweep.allow_code_change, record.find_records(sweep_dir))
+            snapshot.enter(sweep_dir, config.sweep.allow_code_change, lambda: record.find_records(sweep_dir))
         except UserError as exc:
             _refuse(exc)
         base = Path(str(config.paths.output)) / "sweeps" / str(config.sweep.name)
