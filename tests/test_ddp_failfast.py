@@ -85,7 +85,8 @@ def _gone(pid: int) -> bool:
 def test_a_killed_rank_fails_its_job_with_a_record_naming_it_and_the_sweep_goes_on(tmp_path):
     # rank 1 dies as it starts: rank 0 (the sweep's own process) would otherwise wait for it
     # at the rendezvous for the whole collective timeout
-    code, out, pids = _sweep_killing_rank_1(tmp_path, ["sweep.n=2"], kill_after=None)
+    # one attempt: the failure itself is under test (a retry would succeed; tests/test_retries.py)
+    code, out, pids = _sweep_killing_rank_1(tmp_path, ["sweep.n=2", "sweep.retries=0"], kill_after=None)
     assert code == 1, out[-3000:]
     recs = _records(tmp_path)
     assert sorted(recs) == ["sample_000", "sample_001"], out[-3000:]
@@ -103,7 +104,7 @@ def test_a_killed_rank_fails_its_job_with_a_record_naming_it_and_the_sweep_goes_
 def test_a_rank_killed_while_training_stops_the_job(tmp_path):
     # killed once rank 0 has logged its first epoch: it is inside fit, between collectives
     code, out, pids = _sweep_killing_rank_1(
-        tmp_path, ["sweep.n=1", "schedule.epochs=200", "schedule.eval_every=0"], kill_after=EPOCH
+        tmp_path, ["sweep.n=1", "sweep.retries=0", "schedule.epochs=200", "schedule.eval_every=0"], kill_after=EPOCH
     )
     assert code == 1, out[-3000:]
     failed = _records(tmp_path)["sample_000"]

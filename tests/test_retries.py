@@ -75,6 +75,18 @@ def test_a_failed_sample_is_retried_from_its_checkpoint_and_finished_ones_are_no
     assert "1 of 1 samples not ok (1 failed)" in always.stderr
 
 
+@pytest.mark.slow
+def test_a_job_whose_ddp_rank_died_is_retried_with_new_ranks(tmp_path):
+    from test_ddp_failfast import _records as ddp_records
+    from test_ddp_failfast import _sweep_killing_rank_1
+
+    code, out, pids = _sweep_killing_rank_1(tmp_path, ["sweep.n=1"], kill_after=None)  # rank 1 killed once
+    assert code == 0, out[-3000:]
+    assert "failed on attempt 1 of 2 (RankFailed: DDP rank 1 of 2 died (killed by SIGKILL)" in out
+    rec = ddp_records(tmp_path)["sample_000"]
+    assert rec["status"] == "ok" and rec["attempt"] == 2 and rec["world_size"] == 2
+
+
 def test_what_is_not_retried_and_what_is():
     calls = []
 
