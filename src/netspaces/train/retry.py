@@ -9,8 +9,9 @@ failed sample is touched. A retry resumes from the sample's last epoch checkpoin
 
 Not retried: a bad value (the run never started), a data file that cannot be read (it
 reads the same bytes again; the record names the file), a full disk (every next write
-fails too), signals (Interrupted, SystemExit: they are not Exceptions), and DDP jobs whose
-ranks the cluster started as separate tasks (one rank cannot start over alone). A process
+fails too), signals (Interrupted, SystemExit: they are not Exceptions), DDP jobs whose
+ranks the cluster started as separate tasks (one rank cannot start over alone) and the
+members of a packed job (train/pack.py: they share one data stream). A process
 that dies outright (SIGKILL, out of memory, a lost node) is not retried here either: the
 same command resumes it, and SLURM requeues preempted tasks.
 """
