@@ -76,7 +76,7 @@ def test_jobs_run_the_snapshot_a_rerun_reuses_it_and_new_code_needs_an_opt_in(tm
     # the checkout is edited once the sweep has started, before its job (a process of its own) starts
     first = _train(tree, tmp_path, "sweep.n=1", *SUBMITIT, *EDIT)
     assert first.returncode == 0, first.stderr[-3000:]
-    code = sweep_dir / "code" / h[:12]
+    code = sweep_dir / ".code" / h[:12]
     assert f"code snapshot {h[:12]} taken: {code}" in first.stdout
     assert "+edited" in (tree / "src" / "netspaces" / "__init__.py").read_text()  # the edit happened
     assert snapshot.tree_hash(snapshot.manifest(code)) == h  # the snapshot is the code before it
@@ -111,7 +111,7 @@ def test_jobs_run_the_snapshot_a_rerun_reuses_it_and_new_code_needs_an_opt_in(tm
     changed = _train(tree, tmp_path, "sweep.n=3", "sweep.allow_code_change=true")
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert f"code snapshot {new[:12]} taken" in changed.stdout and f"code was {h[:12]}" in changed.stdout
-    assert sorted(p.name for p in (sweep_dir / "code").iterdir()) == sorted([h[:12], new[:12], "current.json"])
+    assert sorted(p.name for p in (sweep_dir / ".code").iterdir()) == sorted([h[:12], new[:12], "current.json"])
     recs = _records(sweep_dir)
     assert recs[0] == rec and recs[1]["code_hash"] == h  # finished samples are not retrained
     assert recs[2]["code_hash"] == new and recs[2]["allow_code_change"] is True

@@ -36,7 +36,8 @@ IDENTITY_FILE = "identity.json"  # a sweep directory's population identity (trai
 # sweep.replicas: the first models retrained with other training seeds, in
 # <sweep>/replicas/seed_<s>/ (each seed its own identity); never part of the population
 REPLICAS_DIR = "replicas"
-CODE_DIR = "code"  # a sweep's code snapshots, <sweep>/code/<12 hex>/ (train/snapshot.py)
+# a sweep's code snapshots, <sweep>/.code/<12 hex>/ (train/snapshot.py); hidden like .submitit: not runs
+CODE_DIR = ".code"
 STATUSES = ("ok", "diverged", "failed", "interrupted")
 DONE = ("ok", "diverged")  # a rerun skips these; `failed` and `interrupted` runs resume or retry
 ERROR_FIELD = "top1_err"  # what populations are compared by (%, final epoch)

@@ -1,7 +1,7 @@
 """Code snapshots: a sweep runs the code it started with, whatever happens to the checkout.
 
 At sweep start the launching process (SweepCallback.on_multirun_start) copies what a run
-executes — train.py, conf/ and the netspaces package — into <sweep>/code/<12 hex>/ and
+executes — train.py, conf/ and the netspaces package — into <sweep>/.code/<12 hex>/ and
 re-executes itself from that copy (same arguments, same process id). From then on every
 job imports the snapshot, wherever it runs: in this process (basic launcher), in joblib's
 workers or as submitit/SLURM tasks that start hours later (they inherit PYTHONPATH, and
@@ -133,7 +133,7 @@ def allow_code_change(value: object) -> bool:
 
 
 def _take(sweep_dir: Path, root: Path, h: str) -> Path:
-    """Copy the code into <sweep>/code/<12 hex> (a temporary directory renamed into place)."""
+    """Copy the code into <sweep>/.code/<12 hex> (a temporary directory renamed into place)."""
     target = Path(sweep_dir) / CODE_DIR / h[:12]
     if target.is_dir():  # taken before (then left by an allowed change): the same content
         return target

@@ -167,7 +167,7 @@ class SweepCallback(Callback):
         try:
             line = check_sweep(config)
             sweep_dir = Path(str(config.hydra.sweep.dir))
-            # the jobs run from <sweep>/code/: this process re-executes from it unless it already does
+            # the jobs run from <sweep>/.code/: this process re-executes from it unless it already does
             snapshot.enter(sweep_dir, config.sweep.allow_code_change, lambda: record.find_records(sweep_dir))
         except UserError as exc:
             _refuse(exc)
