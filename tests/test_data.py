@@ -183,6 +183,40 @@ def test_a_listing_is_shared_within_a_run_only(tmp_path):
     assert len(list_split(tmp_path, "train").images) == 2  # the next run lists again
 
 
+def test_runs_in_threads_ending_out_of_order_leave_no_listing_behind(tmp_path):
+    # A pack's models run in threads; the first to start may finish first. Save-and-restore
+    # left the later thread's listings in place for every run after it (stale trees).
+    import threading
+
+    from netspaces.train.image_tree import list_split, shared_listings
+
+    (tmp_path / "train" / "cat").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "train" / "cat" / "a.png")
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with shared_listings():
+            list_split(tmp_path, "train")
+            first_in.set()
+            second_in.wait(60)
+        first_out.set()
+
+    def second():
+        first_in.wait(60)
+        with shared_listings():
+            second_in.set()
+            first_out.wait(60)
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert first_out.is_set() and not any(t.is_alive() for t in threads)
+    Image.new("RGB", (4, 4)).save(tmp_path / "train" / "cat" / "b.png")
+    assert len(list_split(tmp_path, "train").images) == 2
+
+
 @pytest.mark.usefixtures("restore_torch_state")
 @needs(IMAGENETTE)
 def test_imagenet_path_trains_a_quick_epoch_at_224px(tmp_path):

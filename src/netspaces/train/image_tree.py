@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,19 +45,29 @@ class Listing:
         return [c for c, _, _, _ in self.images]
 
 
-_SHARED: dict[Path, Listing] | None = None  # set inside shared_listings()
+_SHARED: dict[Path, Listing] | None = None  # set while any shared_listings() is open
+_OPEN = 0  # shared_listings() contexts open in this process (a pack's models run in threads)
+_LOCK = threading.Lock()
 
 
 @contextmanager
 def shared_listings() -> Iterator[None]:
     """Within one run, list each split once: the identity's fingerprint and the decoded-data
-    cache key read the same listing (listing CIFAR-10's 60,000 files twice cost ~1 s a model)."""
-    global _SHARED
-    outer, _SHARED = _SHARED, {} if _SHARED is None else _SHARED
+    cache key read the same listing (listing CIFAR-10's 60,000 files twice cost ~1 s a model).
+    A count, not save-and-restore: threads leave in any order, and the last one out must
+    drop the listings, or every later run in the process would read a stale tree."""
+    global _SHARED, _OPEN
+    with _LOCK:
+        _OPEN += 1
+        if _SHARED is None:
+            _SHARED = {}
     try:
         yield
     finally:
-        _SHARED = outer
+        with _LOCK:
+            _OPEN -= 1
+            if _OPEN == 0:
+                _SHARED = None
 
 
 def list_split(root: Path, split: str) -> Listing:
