@@ -5,6 +5,8 @@ CUDA is mocked: what is checked is the bookkeeping, not NCCL."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -32,6 +34,20 @@ def slurm_task(monkeypatch, procid: int) -> None:
         "SLURM_LOCALID": str(local),
     }.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(autouse=True)
+def process_state_restored():
+    """Lightning writes what a rank knows into the process: MASTER_ADDR/PORT into os.environ,
+    the global rank into rank_zero_only. Left behind, every later test's run would think it
+    is rank 3 and write no record."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    env, rank = dict(os.environ), getattr(rank_zero_only, "rank", 0)
+    yield
+    os.environ.clear()
+    os.environ.update(env)
+    rank_zero_only.rank = rank
 
 
 @pytest.fixture
