@@ -169,6 +169,16 @@ class CountingLoader:
         return iter([(self.epoch, b) for b in range(self.n)])
 
 
+def run_members(member, ids) -> None:
+    """member(i) for each id in its own thread, as a pack runs its models; all must end."""
+    threads = [threading.Thread(target=member, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+
+
 def test_the_relay_fetches_each_batch_once_and_runs_one_model_at_a_time():
     relay, loader = Relay(3), CountingLoader(4)
     relay.data, relay.loader = object(), loader
@@ -192,12 +202,7 @@ def test_the_relay_fetches_each_batch_once_and_runs_one_model_at_a_time():
         finally:
             relay.leave(i)
 
-    threads = [threading.Thread(target=member, args=(i,)) for i in plans]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert not any(t.is_alive() for t in threads)
+    run_members(member, plans)
     assert seen[0] == [(e, b) for e in range(3) for b in range(4)]
     assert seen[1] == [(0, 0), (0, 1), (0, 2)]
     assert seen[2] == [(e, b) for e in (1, 2) for b in range(4)]  # resumed at epoch 1: joins the stream there
@@ -227,12 +232,7 @@ def test_a_failing_loader_fails_every_model_asking_and_never_stalls_the_relay():
         finally:
             relay.leave(i)
 
-    threads = [threading.Thread(target=member, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert not any(t.is_alive() for t in threads)
+    run_members(member, range(2))
     assert errors == {0: "a loader worker did not start", 1: "a loader worker did not start"}
     assert seen == {0: [(0, 0), (0, 1)], 1: [(0, 0), (0, 1)]}
 
@@ -255,11 +255,7 @@ def test_a_signal_stops_every_waiting_model():
         finally:
             relay.leave(i)
 
-    threads = [threading.Thread(target=member, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    run_members(member, range(2))
     assert sorted(raised) == [(0, 143), (1, 143)]
 
 
