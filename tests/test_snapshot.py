@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,13 +23,7 @@ SUBMITIT = ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]  #
 def _checkout(tmp_path: Path) -> Path:
     """A copy of what a run executes, to edit freely (the real checkout stays untouched)."""
     tree = tmp_path / "checkout"
-    for part in snapshot.CODE_PARTS:
-        src, dst = REPO / part, tree / part
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(src, dst)
+    snapshot.copy_code(REPO, tree)
     return tree
 
 

@@ -132,6 +132,17 @@ def allow_code_change(value: object) -> bool:
     return value
 
 
+def copy_code(root: Path, dest: Path) -> None:
+    """CODE_PARTS of the checkout `root` into `dest` (no bytecode)."""
+    for part in CODE_PARTS:
+        src, dst = root / part, dest / part
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, dst)
+
+
 def _take(sweep_dir: Path, root: Path, h: str) -> Path:
     """Copy the code into <sweep>/.code/<12 hex> (a temporary directory renamed into place)."""
     target = Path(sweep_dir) / CODE_DIR / h[:12]
@@ -143,13 +154,7 @@ def _take(sweep_dir: Path, root: Path, h: str) -> Path:
             shutil.rmtree(left, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for part in CODE_PARTS:
-            src, dst = root / part, tmp / part
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            else:
-                shutil.copy2(src, dst)
+        copy_code(root, tmp)
         if tree_hash(manifest(tmp)) != h:
             raise UserError(f"the code in {root} changed while it was copied into {target}; run the command again")
         info = {
