@@ -264,13 +264,19 @@ def replica_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(found, key=lambda d: int(d.name.split("_", 1)[1]) if d.name[5:].isdigit() else 1 << 62)
 
 
-def sweep_identity(sweep_dir: Path) -> str | None:
-    """The identity hash a sweep directory was started with (None for one without)."""
+def read_json_object(path: Path) -> dict | None:
+    """The JSON object in `path`; None when it is missing, unreadable or not an object."""
     try:
-        data = json.loads((Path(sweep_dir) / IDENTITY_FILE).read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
-    return data.get("hash") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def sweep_identity(sweep_dir: Path) -> str | None:
+    """The identity hash a sweep directory was started with (None for one without)."""
+    data = read_json_object(Path(sweep_dir) / IDENTITY_FILE)
+    return data.get("hash") if data is not None else None
 
 
 def by_identity(records: list[dict]) -> dict[str | None, list[dict]]:
@@ -398,11 +404,8 @@ class Added:
 
 
 def _read_progress(sweep_dir: Path) -> dict:
-    try:
-        data = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    data = read_json_object(Path(sweep_dir) / PROGRESS_FILE)
+    return data if data is not None else {}
 
 
 def _write_progress(sweep_dir: Path, **values: Any) -> dict:

@@ -57,11 +57,8 @@ def training_keys(payload: dict) -> dict:
 
 
 def _identity(directory: Path) -> tuple[str | None, dict | None]:
-    try:
-        data = json.loads((directory / record.IDENTITY_FILE).read_text())
-    except (OSError, ValueError):
-        return None, None
-    if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
+    data = record.read_json_object(directory / record.IDENTITY_FILE)
+    if data is None or not isinstance(data.get("payload"), dict):
         return None, None
     return data.get("hash"), data["payload"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from netspaces.record import IDENTITY_FILE, write_atomic
+from netspaces.record import IDENTITY_FILE, read_json_object, write_atomic
 from netspaces.train.register import ABSENT, leaf_keys, rule
 
 VERSION = 1
@@ -92,11 +92,8 @@ def describe_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
 
 
 def read_identity(sweep_dir: Path) -> dict | None:
-    try:
-        data = json.loads((Path(sweep_dir) / IDENTITY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and "hash" in data else None
+    data = read_json_object(Path(sweep_dir) / IDENTITY_FILE)
+    return data if data is not None and "hash" in data else None
 
 
 def write_identity(sweep_dir: Path, h: str, p: dict[str, Any]) -> None:

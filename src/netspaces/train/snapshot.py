@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from netspaces.errors import UserError
-from netspaces.record import CODE_DIR, write_atomic
+from netspaces.record import CODE_DIR, read_json_object, write_atomic
 
 CODE_PARTS = ("train.py", "conf", "src/netspaces")  # what a run executes, relative to a checkout
 META_FILE = "snapshot.json"  # in a snapshot: its hash, where it came from, that checkout's commit
@@ -83,11 +83,8 @@ def running_code_hash() -> str:
 
 def meta(root: Path) -> dict | None:
     """A snapshot's snapshot.json (None for a checkout)."""
-    try:
-        data = json.loads((Path(root) / META_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and "hash" in data else None
+    data = read_json_object(Path(root) / META_FILE)
+    return data if data is not None and "hash" in data else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,11 +114,8 @@ def git_commit() -> str | None:
 
 def current(sweep_dir: Path) -> dict | None:
     """{"hash", "dir", ...} of the snapshot the sweep's jobs run from, None before the first."""
-    try:
-        data = json.loads((Path(sweep_dir) / CODE_DIR / CURRENT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(data, dict) and "hash" in data and (Path(sweep_dir) / CODE_DIR / str(data.get("dir"))).is_dir()
+    data = read_json_object(Path(sweep_dir) / CODE_DIR / CURRENT_FILE)
+    ok = data is not None and "hash" in data and (Path(sweep_dir) / CODE_DIR / str(data.get("dir"))).is_dir()
     return data if ok else None
 
 
