@@ -60,7 +60,7 @@ table3: install  ## Table 3: ResNe(X)t vs RegNetX at matched flops (RESULTS=dir)
 table4: install  ## Table 4: EfficientNet B0-B5 vs RegNetY at matched flops (RESULTS=dir)
 	$(RUN) scripts/paper_tables.py table4 $(TABLE_ARGS)
 
-figures: install  ## Figs 5-9 small: AnyNetX_A/E vs RegNetX on CIFAR-10 (DATA_ROOT, N, EPOCHS, REGIME)
+figures: install  ## Figs 5-14 small: the chain (make chain) + plots; N/EPOCHS/SPACES/... = ad hoc populations
 	$(RUN) scripts/figures.py
 
 reproduce-small: install  ## RegNetX vs AnyNetX_A under protocols/reproduce_small.yaml, a verdict (SEED=100/101/102)

@@ -1,9 +1,10 @@
 """`make chain`: the paper's design-space chain at CPU scale (protocols/chain.yaml).
 
 Trains one population per space of the chain (AnyNetX_A, B, C, D, E, RegNetX, RegNetY) under
-the base protocol's choices, at the setting the chain's rule picks from the finished scale
-study, with the number of models per space its budget rule gives; exports each population's
-small table to docs/findings/chain/ and regenerates docs/findings.md. Rerunning the same command
+the base protocol's choices, at the setting the chain's rule picks from the scale study (as soon
+as the study's finished rows decide it), with the number of models per space its budget rule
+gives; exports each population's small table to docs/findings/chain/ and regenerates
+docs/findings.md. Rerunning the same command
 resumes (finished models are never trained again). `--plan` prints the choice and trains nothing.
 """
 
@@ -27,24 +28,36 @@ CHAIN_TABLES = findings.TABLES / "chain"
 
 
 def choose_setting(chain, study) -> tuple[int, int]:
-    """(epochs, images per class) by the chain's rule; UserError while the study is unfinished."""
+    """(epochs, images per class) by the chain's rule; UserError while the study's finished rows
+    do not yet decide it."""
     import json
 
     folder = findings.TABLES / "scale"
     _, _, statuses = findings.scale_block(folder, study)
     capped = set(json.loads((folder / "not_run.json").read_text())) if (folder / "not_run.json").is_file() else set()
-    open_rows = [
-        f"e{e}-pc{c}"
-        for (e, c), status in statuses.items()
-        if status == "partial" or (status == "not run" and f"e{e}-pc{c}" not in capped)
-    ]
-    if open_rows:
-        raise UserError(f"the scale study has unfinished rows ({', '.join(open_rows)}): run `make scale-study` first")
-    decisive = [key for key, status in statuses.items() if status == "decisive"]
-    if decisive:
-        return min(decisive, key=lambda k: (k[0] * k[1], k[1]))
     first = study["grid"][0]
-    return int(first["epochs"]), int(first["per_class"])
+    return setting_from(statuses, capped, (int(first["epochs"]), int(first["per_class"])))
+
+
+def setting_from(statuses: dict[tuple[int, int], str], capped: set[str], first: tuple[int, int]) -> tuple[int, int]:
+    """The cheapest decisive row (epochs x images, ties: fewer images), as soon as no unfinished
+    row could come before it; the base setting `first` once every row is finished and none is
+    decisive. Rows left out by the study's cap count as finished."""
+    cost = lambda key: (key[0] * key[1], key[1])  # noqa: E731
+    open_rows = [
+        key
+        for key, status in statuses.items()
+        if status == "partial" or (status == "not run" and f"e{key[0]}-pc{key[1]}" not in capped)
+    ]
+    decisive = [key for key, status in statuses.items() if status == "decisive"]
+    best = min(decisive, key=cost) if decisive else None
+    blocking = [key for key in open_rows if best is None or cost(key) < cost(best)]
+    if blocking:
+        names = ", ".join(f"e{e}-pc{c}" for e, c in sorted(blocking, key=cost))
+        raise UserError(
+            f"the scale study has unfinished rows ({names}) that decide the setting: run `make scale-study` first"
+        )
+    return best if best is not None else first
 
 
 def core_seconds_per_model(epochs: int, per_class: int) -> float:
@@ -68,38 +81,53 @@ def models_per_space(chain, t_model: float) -> int:
     return max(4, min(64, n - n % 4))
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, default=Path(pop._env("DATA_ROOT", str(pop.DEFAULT_DATA))))
     p.add_argument("--out", type=Path, default=Path(pop._env("OUT", str(pop.REPO / "outputs/paper/chain"))))
     p.add_argument("--jobs", type=int, default=int(pop._env("JOBS", str(len(os.sched_getaffinity(0))))))
-    p.add_argument("--plan", action="store_true", help="print the setting and models per space; train nothing")
-    a = p.parse_args(argv)
-    try:
-        chain = load_protocol("chain")
-        base, study = load_protocol(chain["base"]), load_protocol("scale_study")
-        if not a.plan and chain.is_committed() is False:
-            raise UserError(f"{chain.path} differs from its committed version; the chain runs only as committed")
-        epochs, per_class = choose_setting(chain, study)
-        n = models_per_space(chain, core_seconds_per_model(epochs, per_class))
-    except UserError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+
+
+def plan(a: argparse.Namespace, *, committed: bool = True) -> pop.Setup:
+    """The chain's populations: the setting and models per space its rules give now (UserError
+    while the study does not decide them, or, with `committed`, while the protocol is edited)."""
+    chain = load_protocol("chain")
+    base, study = load_protocol(chain["base"]), load_protocol("scale_study")
+    if committed and chain.is_committed() is False:
+        raise UserError(f"{chain.path} differs from its committed version; the chain runs only as committed")
+    epochs, per_class = choose_setting(chain, study)
+    n = models_per_space(chain, core_seconds_per_model(epochs, per_class))
     print(
         f"chain {chain.label}: {epochs} epochs, {per_class} images/class, {n} models per space, sweep seed {chain['sweep_seed']}"
     )
-    if a.plan:
-        return 0
-    s = pop.Setup(
+    return pop.Setup(
         tuple(chain["spaces"]), n, epochs, str(base["regime"]), per_class, a.data_root.resolve(), a.out.resolve(),
         int(chain["sweep_seed"]), "joblib", a.jobs, stem=str(base["stem"]), draw=str(base["draw"]), protocol=chain.hash,
     )  # fmt: skip
+
+
+def train(s: pop.Setup) -> None:
+    """Train (or finish) every population of the chain and export its table to docs/findings/chain/."""
     for space in s.spaces:
         pop.step(f"train {space}")
         pop.train_population(s, space)
         pop.netspaces("collect", str(s.sweep_dir(space)))
         dest = CHAIN_TABLES / f"{space}.csv"
-        print(f"{dest.name}: {export(s.sweep_dir(space), dest, chain.hash)} models", flush=True)
+        print(f"{dest.name}: {export(s.sweep_dir(space), dest, s.protocol)} models", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    add_arguments(p)
+    p.add_argument("--plan", action="store_true", help="print the setting and models per space; train nothing")
+    a = p.parse_args(argv)
+    try:
+        s = plan(a, committed=not a.plan)
+    except UserError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    if a.plan:
+        return 0
+    train(s)
     return findings.main([])
 
 

@@ -68,6 +68,23 @@ def test_the_chain_block_reads_population_tables(tmp_path):
     assert "| depth |" in body and "| wm |" in body and [n for n, _ in plots] == ["edf-chain.png"]
 
 
+def test_the_chain_setting_waits_only_for_rows_that_could_come_first():
+    import pytest
+
+    from chain import setting_from
+    from netspaces.errors import UserError
+
+    first = (5, 500)
+    rows = {(5, 500): "not decisive", (10, 500): "not decisive", (5, 1000): "decisive", (20, 500): "not run"}
+    assert setting_from(rows, set(), first) == (5, 1000)  # 20x500 costs more: it cannot come first
+    with pytest.raises(UserError, match=r"unfinished rows \(e10-pc500\)"):  # a tie in cost, fewer images: first
+        setting_from({**rows, (10, 500): "partial"}, set(), first)
+    with pytest.raises(UserError, match="e20-pc500"):  # nothing decisive yet: every open row may decide
+        setting_from({**rows, (5, 1000): "not decisive"}, set(), first)
+    assert setting_from({**rows, (5, 1000): "not decisive"}, {"e20-pc500"}, first) == first  # capped: finished
+    assert setting_from({**rows, (20, 500): "decisive"}, set(), first) == (5, 1000)
+
+
 def test_the_chain_waits_for_the_scale_study():
     done = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "chain.py"), "--plan"],
@@ -76,11 +93,32 @@ def test_the_chain_waits_for_the_scale_study():
         text=True,
         timeout=120,
     )
-    statuses = findings.scale_block(findings.TABLES / "scale", load_protocol("scale_study"))[2]
-    if (
-        any(s in ("not run", "partial") for s in statuses.values())
-        and not (findings.TABLES / "scale" / "not_run.json").is_file()
-    ):
+    import chain
+
+    try:
+        chain.choose_setting(load_protocol("chain"), load_protocol("scale_study"))
+    except chain.UserError:
         assert done.returncode == 2 and "unfinished rows" in done.stderr
     else:
         assert done.returncode == 0 and "models per space" in done.stdout
+
+
+def test_figures_trains_the_chain_unless_a_knob_asks_for_ad_hoc_populations(monkeypatch, capsys):
+    import chain
+    import figures
+
+    for env in figures.AD_HOC:
+        monkeypatch.delenv(env, raising=False)
+    assert not figures.ad_hoc([]) and not figures.ad_hoc(["--jobs", "1"])
+    assert figures.ad_hoc(["--n", "8"]) and figures.ad_hoc(["--epochs=2"])
+    monkeypatch.setenv("SPACES", "regnetx")
+    assert figures.ad_hoc([])
+    monkeypatch.delenv("SPACES")
+    try:
+        chain.choose_setting(load_protocol("chain"), load_protocol("scale_study"))
+    except chain.UserError as e:  # the study does not decide the setting yet: figures says so
+        assert figures.protocol_setup([]) is None
+        assert capsys.readouterr().err == f"figures: error: {e}\n"
+    else:
+        s = figures.protocol_setup([])
+        assert s.spaces == tuple(load_protocol("chain")["spaces"]) and s.protocol == load_protocol("chain").hash
