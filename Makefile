@@ -30,7 +30,7 @@ format: install  ## ruff: fix what can be fixed and format the code
 	$(PY) -m ruff format src tests scripts benchmarks train.py
 
 test: install  ## run the fast test suite (no `slow` tests)
-	$(RUN) -m pytest -q -m "not slow" $(ARGS)
+	$(RUN) -m pytest -q -m "not slow" --durations=15 $(ARGS)
 
 test-slow: install  ## run only the slow tests
 	$(RUN) -m pytest -q -m slow $(ARGS)
