@@ -36,28 +36,7 @@ def choose_setting(chain, study) -> tuple[int, int]:
     _, _, statuses = findings.scale_block(folder, study)
     capped = set(json.loads((folder / "not_run.json").read_text())) if (folder / "not_run.json").is_file() else set()
     first = study["grid"][0]
-    return setting_from(statuses, capped, (int(first["epochs"]), int(first["per_class"])))
-
-
-def setting_from(statuses: dict[tuple[int, int], str], capped: set[str], first: tuple[int, int]) -> tuple[int, int]:
-    """The cheapest decisive row (epochs x images, ties: fewer images), as soon as no unfinished
-    row could come before it; the base setting `first` once every row is finished and none is
-    decisive. Rows left out by the study's cap count as finished."""
-    cost = lambda key: (key[0] * key[1], key[1])  # noqa: E731
-    open_rows = [
-        key
-        for key, status in statuses.items()
-        if status == "partial" or (status == "not run" and f"e{key[0]}-pc{key[1]}" not in capped)
-    ]
-    decisive = [key for key, status in statuses.items() if status == "decisive"]
-    best = min(decisive, key=cost) if decisive else None
-    blocking = [key for key in open_rows if best is None or cost(key) < cost(best)]
-    if blocking:
-        names = ", ".join(f"e{e}-pc{c}" for e, c in sorted(blocking, key=cost))
-        raise UserError(
-            f"the scale study has unfinished rows ({names}) that decide the setting: run `make scale-study` first"
-        )
-    return best if best is not None else first
+    return findings.setting_from(statuses, capped, (int(first["epochs"]), int(first["per_class"])))
 
 
 def core_seconds_per_model(epochs: int, per_class: int) -> float:

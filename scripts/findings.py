@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from netspaces.analysis import stats  # noqa: E402
 from netspaces.analysis.edf import ks_pvalue, ks_statistic  # noqa: E402
+from netspaces.errors import UserError  # noqa: E402
 from netspaces.protocol import load_protocol  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,7 +132,7 @@ def step_verdict(claim: str, diff: dict, p: float, median_to: float, median_from
     return "inconclusive"
 
 
-def chain_block(folder: Path, chain) -> tuple[str, list[tuple[str, bytes]]]:
+def chain_block(folder: Path, chain, setting: str) -> tuple[str, list[tuple[str, bytes]]]:
     """Each step of the chain: the paper's claim, what was measured, the declared verdict; then
     RegNetX's good ranges beside the paper's trends; one EDF plot of every population."""
     import pandas as pd
@@ -141,7 +142,10 @@ def chain_block(folder: Path, chain) -> tuple[str, list[tuple[str, bytes]]]:
     errors = {sp: read_errors(folder / f"{sp}.csv") for sp in chain["spaces"] if (folder / f"{sp}.csv").is_file()}
     if not errors:
         return "(not run yet)", []
+    core_h = sum(e[2] for e in errors.values()) / 3600
     lines = [
+        f"Setting: {setting}; {len(errors)} of {len(chain['spaces'])} populations, {core_h:.2f} core-hours of training.",
+        "",
         "| step | paper | claim | n | median from → to | difference (to − from) | KS D | exact p | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -156,7 +160,8 @@ def chain_block(folder: Path, chain) -> tuple[str, list[tuple[str, bytes]]]:
         ma, mb = float(np.median(xa)), float(np.median(xb))
         lines.append(
             f"| {a} → {b} | {step['paper']} | {step['claim'].replace('_', ' ')} | {len(xa)}/{na}, {len(xb)}/{nb} | "
-            f"{ma:.2f} → {mb:.2f} | {diff['estimate']:+.2f} {stats.ci_text(diff, 2)} | {ks_statistic(xa, xb):.3f} | "
+            f"{ma:.2f} {stats.ci_text(stats.median_ci(xa), 2)} → {mb:.2f} {stats.ci_text(stats.median_ci(xb), 2)} | "
+            f"{diff['estimate']:+.2f} {stats.ci_text(diff, 2)} | {ks_statistic(xa, xb):.3f} | "
             f"{p:.3g} | **{step_verdict(step['claim'], diff, p, mb, ma)}** |"
         )
     trends = []
@@ -169,6 +174,27 @@ def chain_block(folder: Path, chain) -> tuple[str, list[tuple[str, bytes]]]:
             trends.append(f"| {param} | {r['lo']:.3g} – {r['hi']:.3g} ({r['median']:.3g}) | {paper} |")
     png = _chain_png({sp: e[0] for sp, e in errors.items()})
     return "\n".join(lines + trends), [("edf-chain.png", png)]
+
+
+def setting_from(statuses: dict[tuple[int, int], str], capped: set[str], first: tuple[int, int]) -> tuple[int, int]:
+    """The cheapest decisive row (epochs x images, ties: fewer images), as soon as no unfinished
+    row could come before it; the base setting `first` once every row is finished and none is
+    decisive. Rows left out by the study's cap count as finished."""
+    cost = lambda key: (key[0] * key[1], key[1])  # noqa: E731
+    open_rows = [
+        key
+        for key, status in statuses.items()
+        if status == "partial" or (status == "not run" and f"e{key[0]}-pc{key[1]}" not in capped)
+    ]
+    decisive = [key for key, status in statuses.items() if status == "decisive"]
+    best = min(decisive, key=cost) if decisive else None
+    blocking = [key for key in open_rows if best is None or cost(key) < cost(best)]
+    if blocking:
+        names = ", ".join(f"e{e}-pc{c}" for e, c in sorted(blocking, key=cost))
+        raise UserError(
+            f"the scale study has unfinished rows ({names}) that decide the setting: run `make scale-study` first"
+        )
+    return best if best is not None else first
 
 
 def _chain_png(errors: dict[str, np.ndarray]) -> bytes:
@@ -201,6 +227,20 @@ def _edf_figure(series, title: str, size: tuple[float, float]) -> bytes:
     return buf.getvalue()
 
 
+def chain_setting(study, statuses) -> str:
+    """The chain rule's setting in words, or why there is none yet."""
+    import json
+
+    folder = TABLES / "scale"
+    capped = set(json.loads((folder / "not_run.json").read_text())) if (folder / "not_run.json").is_file() else set()
+    first = study["grid"][0]
+    try:
+        epochs, per_class = setting_from(statuses, capped, (int(first["epochs"]), int(first["per_class"])))
+    except UserError as e:
+        return f"not decided ({e})"
+    return f"{epochs} epochs, {per_class} images per class (the rule's choice from the scale study)"
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     begin, end = f"<!-- findings:{name} -->", f"<!-- /findings:{name} -->"
     if begin not in text or end not in text:
@@ -227,7 +267,7 @@ def run_times(folder: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     study = load_protocol("scale_study")
     base = load_protocol(study["base"])
-    body, plots, _ = scale_block(TABLES / "scale", study)
+    body, plots, statuses = scale_block(TABLES / "scale", study)
     times = run_times(TABLES / "scale")
     body = f"Study {study.label} over {base.label}.\n\n{body}" + (f"\n\n{times}." if times else "")
     for name, png in plots:
@@ -235,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     images = "\n".join(f"![{n}](findings/scale/{n})" for n, _ in plots)
     text = replace_block(DOC.read_text(), "scale", f"{body}\n\n{images}" if images else body)
     chain = load_protocol("chain")
-    chain_body, chain_plots = chain_block(TABLES / "chain", chain)
+    chain_body, chain_plots = chain_block(TABLES / "chain", chain, chain_setting(study, statuses))
     for name, png in chain_plots:
         (TABLES / "chain" / name).write_bytes(png)
     chain_images = "\n".join(f"![{n}](findings/chain/{n})" for n, _ in chain_plots)

@@ -61,9 +61,11 @@ def test_the_chain_block_reads_population_tables(tmp_path):
     # real tables standing in for two adjacent spaces of the chain (the protocol's seed 100)
     shutil.copy(scale / "e5-pc500-s100-anynetx_a.csv", tmp_path / "anynetx_e.csv")
     shutil.copy(scale / "e5-pc500-s100-regnetx.csv", tmp_path / "regnetx.csv")
-    body, plots = findings.chain_block(tmp_path, load_protocol("chain"))
+    body, plots = findings.chain_block(tmp_path, load_protocol("chain"), "5 epochs, 500 images per class")
+    setting = "Setting: 5 epochs, 500 images per class; 2 of 7 populations, 1.19 core-hours of training."
+    assert body.startswith(setting)  # 1.19: the scale table's core-h of the same seed-100 row
     step = next(line for line in body.splitlines() if line.startswith("| anynetx_e → regnetx"))
-    assert "62.50 → 57.86" in step and "0.00397" in step and "**agree**" in step
+    assert "62.50 [59.22, 64.85] → 57.86 [57.26, 60.26]" in step and "0.00397" in step and "**agree**" in step
     assert "| anynetx_a → anynetx_b |" in body and "not run" in body.split("anynetx_a → anynetx_b")[1].split("\n")[0]
     assert "| depth |" in body and "| wm |" in body and [n for n, _ in plots] == ["edf-chain.png"]
 
@@ -71,7 +73,7 @@ def test_the_chain_block_reads_population_tables(tmp_path):
 def test_the_chain_setting_waits_only_for_rows_that_could_come_first():
     import pytest
 
-    from chain import setting_from
+    from findings import setting_from
     from netspaces.errors import UserError
 
     first = (5, 500)
