@@ -30,13 +30,7 @@ CHAIN_TABLES = findings.TABLES / "chain"
 def choose_setting(chain, study) -> tuple[int, int]:
     """(epochs, images per class) by the chain's rule; UserError while the study's finished rows
     do not yet decide it."""
-    import json
-
-    folder = findings.TABLES / "scale"
-    _, _, statuses = findings.scale_block(folder, study)
-    capped = set(json.loads((folder / "not_run.json").read_text())) if (folder / "not_run.json").is_file() else set()
-    first = study["grid"][0]
-    return findings.setting_from(statuses, capped, (int(first["epochs"]), int(first["per_class"])))
+    return findings.chain_setting(study, findings.scale_block(findings.TABLES / "scale", study)[2])
 
 
 def core_seconds_per_model(epochs: int, per_class: int) -> float:

@@ -227,15 +227,20 @@ def _edf_figure(series, title: str, size: tuple[float, float]) -> bytes:
     return buf.getvalue()
 
 
-def chain_setting(study, statuses) -> str:
-    """The chain rule's setting in words, or why there is none yet."""
+def chain_setting(study, statuses) -> tuple[int, int]:
+    """The chain rule's (epochs, images per class) from the study's row statuses; UserError while
+    the finished rows do not decide it (rows the cap left out, in not_run.json, count as finished)."""
     import json
 
     folder = TABLES / "scale"
     capped = set(json.loads((folder / "not_run.json").read_text())) if (folder / "not_run.json").is_file() else set()
     first = study["grid"][0]
+    return setting_from(statuses, capped, (int(first["epochs"]), int(first["per_class"])))
+
+
+def chain_setting_text(study, statuses) -> str:
     try:
-        epochs, per_class = setting_from(statuses, capped, (int(first["epochs"]), int(first["per_class"])))
+        epochs, per_class = chain_setting(study, statuses)
     except UserError as e:
         return f"not decided ({e})"
     return f"{epochs} epochs, {per_class} images per class (the rule's choice from the scale study)"
@@ -275,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     images = "\n".join(f"![{n}](findings/scale/{n})" for n, _ in plots)
     text = replace_block(DOC.read_text(), "scale", f"{body}\n\n{images}" if images else body)
     chain = load_protocol("chain")
-    chain_body, chain_plots = chain_block(TABLES / "chain", chain, chain_setting(study, statuses))
+    chain_body, chain_plots = chain_block(TABLES / "chain", chain, chain_setting_text(study, statuses))
     for name, png in chain_plots:
         (TABLES / "chain" / name).write_bytes(png)
     chain_images = "\n".join(f"![{n}](findings/chain/{n})" for n, _ in chain_plots)
