@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO, subprocess_env
+from conftest import CIFAR10, REPO, needs, subprocess_env
 from netspaces.protocol import load_protocol
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -124,3 +124,26 @@ def test_figures_trains_the_chain_unless_a_knob_asks_for_ad_hoc_populations(monk
     else:
         s = figures.protocol_setup([])
         assert s.spaces == tuple(load_protocol("chain")["spaces"]) and s.protocol == load_protocol("chain").hash
+
+
+@needs(CIFAR10)
+def test_the_chain_trains_and_exports_each_population_under_its_protocol(tmp_path, monkeypatch):
+    """make chain's training step at toy size: a population per space, its table exported with
+    the protocol's hash, which findings then reads as a population of the chain."""
+    import pandas as pd
+
+    import chain
+    import populations as pop
+
+    protocol = load_protocol("chain")
+    monkeypatch.setattr(chain, "CHAIN_TABLES", tmp_path / "tables")
+    s = pop.Setup(
+        ("regnety",), 2, 1, "200mf", 2, CIFAR10, tmp_path / "out", 300, "basic", 1,
+        stem="cifar", draw="pycls", protocol=protocol.hash,
+    )  # fmt: skip
+    chain.train(s)
+    table = pd.read_csv(tmp_path / "tables" / "regnety.csv")
+    assert len(table) == 2 and set(table["status"]) == {"ok"} and set(table["protocol"]) == {protocol.hash}
+    assert set(table["epochs"]) == {1} and table["top1_err"].between(0, 100).all()
+    body, _ = findings.chain_block(tmp_path / "tables", protocol, "1 epoch, 2 images per class")
+    assert "| regnetx → regnety |" in body and "1 of 7 populations" in body
