@@ -269,12 +269,42 @@ def run_times(folder: Path) -> str:
     return "Wall time of the sweeps (2 one-thread jobs): " + ", ".join(f"{r} {s / 60:.0f} min" for r, s in rows.items())
 
 
+def rank_agreement(folder: Path) -> str:
+    """How much scale reorders the same models: the sweep seed fixes the draw, so a seed's
+    population holds the same architectures in every row; Spearman's correlation of their errors
+    between every two rows, per seed and space."""
+    import itertools
+
+    import pandas as pd
+
+    tables: dict[tuple[int, str], dict[str, pd.Series]] = {}
+    for path in sorted(folder.glob("*.csv")):
+        m = NAME.match(path.name)
+        if m:
+            t = pd.read_csv(path).set_index("name")
+            key = (int(m["seed"]), m["space"])
+            tables.setdefault(key, {})[f"e{m['epochs']}-pc{m['per_class']}"] = t["top1_err"][t["status"] == "ok"]
+    rhos = [
+        a.corr(b.reindex(a.index), method="spearman")
+        for rows in tables.values()
+        for a, b in itertools.combinations(rows.values(), 2)
+    ]
+    rhos = [r for r in rhos if np.isfinite(r)]
+    if not rhos:
+        return ""
+    return (
+        f"A seed's populations hold the same architectures in every row; Spearman's correlation of "
+        f"their errors between two rows: {min(rhos):.2f} to {max(rhos):.2f} (median {np.median(rhos):.2f}, "
+        f"{len(rhos)} pairs of rows)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     study = load_protocol("scale_study")
     base = load_protocol(study["base"])
     body, plots, statuses = scale_block(TABLES / "scale", study)
-    times = run_times(TABLES / "scale")
-    body = f"Study {study.label} over {base.label}.\n\n{body}" + (f"\n\n{times}." if times else "")
+    notes = [line for line in (rank_agreement(TABLES / "scale"), run_times(TABLES / "scale")) if line]
+    body = f"Study {study.label} over {base.label}.\n\n{body}" + "".join(f"\n\n{line}." for line in notes)
     for name, png in plots:
         (TABLES / "scale" / name).write_bytes(png)
     images = "\n".join(f"![{n}](findings/scale/{n})" for n, _ in plots)
