@@ -4,8 +4,10 @@ Trains one population per space of the chain (AnyNetX_A, B, C, D, E, RegNetX, Re
 the base protocol's choices, at the setting the chain's rule picks from the scale study (as soon
 as the study's finished rows decide it), with the number of models per space its budget rule
 gives; exports each population's small table to docs/findings/chain/ and regenerates
-docs/findings.md. Rerunning the same command
-resumes (finished models are never trained again). `--plan` prints the choice and trains nothing.
+docs/findings.md. The first training run freezes the setting and the models per space in
+docs/findings/chain/plan.json: the study's later rows change the measured cost per model, and
+a resumed chain must train the same populations. Rerunning the same command resumes (finished
+models are never trained again). `--plan` prints the choice and trains nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from scale_study import export  # noqa: E402
 
 PROG = "chain"
 CHAIN_TABLES = findings.TABLES / "chain"
+PLAN_NAME = "plan.json"  # in CHAIN_TABLES: the frozen setting and models per space
 
 
 def choose_setting(chain, study) -> tuple[int, int]:
@@ -61,16 +64,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def plan(a: argparse.Namespace, *, committed: bool = True) -> pop.Setup:
-    """The chain's populations: the setting and models per space its rules give now (UserError
-    while the study does not decide them, or, with `committed`, while the protocol is edited)."""
+    """The chain's populations: the frozen plan if the chain has started, else the setting and
+    models per space its rules give now (UserError while the study does not decide them, or,
+    with `committed`, while the protocol is edited)."""
     chain = load_protocol("chain")
     base, study = load_protocol(chain["base"]), load_protocol("scale_study")
     if committed and chain.is_committed() is False:
         raise UserError(f"{chain.path} differs from its committed version; the chain runs only as committed")
-    epochs, per_class = choose_setting(chain, study)
-    n = models_per_space(chain, core_seconds_per_model(epochs, per_class))
+    frozen = findings.chain_plan(CHAIN_TABLES, chain)
+    if frozen is not None:
+        epochs, per_class, n = frozen["epochs"], frozen["per_class"], frozen["models_per_space"]
+        source = f"frozen in {CHAIN_TABLES / PLAN_NAME} on {frozen['frozen_at']}"
+    else:
+        epochs, per_class = choose_setting(chain, study)
+        n = models_per_space(chain, core_seconds_per_model(epochs, per_class))
+        source = "by the rules, from the scale study's tables"
     print(
-        f"chain {chain.label}: {epochs} epochs, {per_class} images/class, {n} models per space, sweep seed {chain['sweep_seed']}"
+        f"chain {chain.label}: {epochs} epochs, {per_class} images/class, {n} models per space, sweep seed {chain['sweep_seed']} ({source})"
     )
     return pop.Setup(
         tuple(chain["spaces"]), n, epochs, str(base["regime"]), per_class, a.data_root.resolve(), a.out.resolve(),
@@ -78,8 +88,25 @@ def plan(a: argparse.Namespace, *, committed: bool = True) -> pop.Setup:
     )  # fmt: skip
 
 
+def freeze(s: pop.Setup) -> None:
+    """Write the plan the chain's first training run uses (kept as it is once written)."""
+    import json
+    import time
+
+    from netspaces.record import atomic_target
+
+    path = CHAIN_TABLES / PLAN_NAME
+    if path.is_file():
+        return
+    plan = {"protocol": s.protocol, "epochs": s.epochs, "per_class": s.per_class, "models_per_space": s.n}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_target(path) as tmp:
+        tmp.write_text(json.dumps({**plan, "frozen_at": time.strftime("%Y-%m-%d %H:%M %Z")}, indent=1) + "\n")
+
+
 def train(s: pop.Setup) -> None:
     """Train (or finish) every population of the chain and export its table to docs/findings/chain/."""
+    freeze(s)
     for space in s.spaces:
         pop.step(f"train {space}")
         pop.train_population(s, space)

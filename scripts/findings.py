@@ -238,7 +238,30 @@ def chain_setting(study, statuses) -> tuple[int, int]:
     return setting_from(statuses, capped, (int(first["epochs"]), int(first["per_class"])))
 
 
-def chain_setting_text(study, statuses) -> str:
+def chain_plan(folder: Path, chain) -> dict | None:
+    """The chain's frozen plan (folder/plan.json, written by its first training run), or None
+    before it started; UserError when it belongs to another version of the chain protocol."""
+    from netspaces.record import read_json_object
+
+    path = folder / "plan.json"
+    plan = read_json_object(path) if path.is_file() else None
+    if path.is_file() and plan is None:
+        raise UserError(f"{path} is not a JSON object; restore it from git (it fixes the chain's populations)")
+    if plan is not None and plan.get("protocol") != chain.hash:
+        raise UserError(
+            f"{path} was made under chain protocol {plan.get('protocol')}, not {chain.hash}; "
+            "a new protocol version starts a new chain: move the old plan and tables away"
+        )
+    return plan
+
+
+def chain_setting_text(study, statuses, chain) -> str:
+    plan = chain_plan(TABLES / "chain", chain)
+    if plan is not None:
+        return (
+            f"{plan['epochs']} epochs, {plan['per_class']} images per class, {plan['models_per_space']} models "
+            f"per space (frozen on {plan['frozen_at']} by the first training run)"
+        )
     try:
         epochs, per_class = chain_setting(study, statuses)
     except UserError as e:
@@ -310,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     images = "\n".join(f"![{n}](findings/scale/{n})" for n, _ in plots)
     text = replace_block(DOC.read_text(), "scale", f"{body}\n\n{images}" if images else body)
     chain = load_protocol("chain")
-    chain_body, chain_plots = chain_block(TABLES / "chain", chain, chain_setting_text(study, statuses))
+    chain_body, chain_plots = chain_block(TABLES / "chain", chain, chain_setting_text(study, statuses, chain))
     for name, png in chain_plots:
         (TABLES / "chain" / name).write_bytes(png)
     chain_images = "\n".join(f"![{n}](findings/chain/{n})" for n, _ in chain_plots)
@@ -321,5 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _main(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except UserError as e:
+        print(f"findings: error: {e}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(_main(sys.argv[1:]))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
+
+import pytest
 
 from conftest import CIFAR10, REPO, needs, subprocess_env
 from netspaces.protocol import load_protocol
@@ -73,8 +76,6 @@ def test_the_chain_block_reads_population_tables(tmp_path):
 
 
 def test_the_chain_setting_waits_only_for_rows_that_could_come_first():
-    import pytest
-
     from findings import setting_from
     from netspaces.errors import UserError
 
@@ -144,8 +145,33 @@ def test_the_chain_trains_and_exports_each_population_under_its_protocol(tmp_pat
         stem="cifar", draw="pycls", protocol=protocol.hash,
     )  # fmt: skip
     chain.train(s)
+    frozen = findings.chain_plan(tmp_path / "tables", protocol)
+    assert (frozen["epochs"], frozen["per_class"], frozen["models_per_space"]) == (1, 2, 2)
     table = pd.read_csv(tmp_path / "tables" / "regnety.csv")
     assert len(table) == 2 and set(table["status"]) == {"ok"} and set(table["protocol"]) == {protocol.hash}
     assert set(table["epochs"]) == {1} and table["top1_err"].between(0, 100).all()
     body, _ = findings.chain_block(tmp_path / "tables", protocol, "1 epoch, 2 images per class")
     assert "| regnetx → regnety |" in body and "1 of 7 populations" in body
+
+
+def test_a_started_chain_keeps_its_frozen_plan(tmp_path, monkeypatch, capsys):
+    """The study's later rows change the cost per model; a resumed chain must still train the
+    same populations, so the plan written by its first run wins over the rules."""
+    import argparse
+    import json
+
+    import chain
+
+    protocol = load_protocol("chain")
+    monkeypatch.setattr(chain, "CHAIN_TABLES", tmp_path)
+    plan = {"protocol": protocol.hash, "epochs": 7, "per_class": 300, "models_per_space": 8, "frozen_at": "then"}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    a = argparse.Namespace(data_root=tmp_path, out=tmp_path / "out", jobs=2)
+    s = chain.plan(a, committed=False)
+    assert (s.epochs, s.per_class, s.n, s.seed) == (7, 300, 8, protocol["sweep_seed"])
+    assert "frozen in" in capsys.readouterr().out
+    chain.freeze(replace(s, n=12))  # an existing plan is never rewritten
+    assert json.loads((tmp_path / "plan.json").read_text()) == plan
+    (tmp_path / "plan.json").write_text(json.dumps({**plan, "protocol": "0123456789ab"}))
+    with pytest.raises(chain.UserError, match="made under chain protocol 0123456789ab"):
+        chain.plan(a, committed=False)
