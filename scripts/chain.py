@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,7 +24,7 @@ import findings  # noqa: E402
 import populations as pop  # noqa: E402
 from netspaces.errors import UserError  # noqa: E402
 from netspaces.protocol import load_protocol  # noqa: E402
-from scale_study import export  # noqa: E402
+from scale_study import append_ledger, export  # noqa: E402
 
 PROG = "chain"
 CHAIN_TABLES = findings.TABLES / "chain"
@@ -91,7 +92,6 @@ def plan(a: argparse.Namespace, *, committed: bool = True) -> pop.Setup:
 def freeze(s: pop.Setup) -> None:
     """Write the plan the chain's first training run uses (kept as it is once written)."""
     import json
-    import time
 
     from netspaces.record import atomic_target
 
@@ -109,10 +109,12 @@ def train(s: pop.Setup) -> None:
     freeze(s)
     for space in s.spaces:
         pop.step(f"train {space}")
+        t0 = time.perf_counter()
         pop.train_population(s, space)
         pop.netspaces("collect", str(s.sweep_dir(space)))
         dest = CHAIN_TABLES / f"{space}.csv"
         print(f"{dest.name}: {export(s.sweep_dir(space), dest, s.protocol)} models", flush=True)
+        append_ledger(CHAIN_TABLES, time.perf_counter() - t0, space=space)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,8 +172,9 @@ def chain_block(folder: Path, chain, setting: str) -> tuple[str, list[tuple[str,
         for param, paper in chain["trends"].items():
             r = good_range(ok["top1_err"].to_numpy(float), ok[param].to_numpy(float))
             trends.append(f"| {param} | {r['lo']:.3g} – {r['hi']:.3g} ({r['median']:.3g}) | {paper} |")
+    times = run_times(folder, key="space")
     png = _chain_png({sp: e[0] for sp, e in errors.items()})
-    return "\n".join(lines + trends), [("edf-chain.png", png)]
+    return "\n".join(lines + trends + ([f"\n{times}."] if times else [])), [("edf-chain.png", png)]
 
 
 def setting_from(statuses: dict[tuple[int, int], str], capped: set[str], first: tuple[int, int]) -> tuple[int, int]:
@@ -278,8 +279,9 @@ def replace_block(text: str, name: str, body: str) -> str:
     return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
-def run_times(folder: Path) -> str:
-    """Wall time of the study's sweeps per row, from the ledger scale_study.py appends to."""
+def run_times(folder: Path, key: str = "row") -> str:
+    """Wall time of the sweeps per `key` (the study's rows, the chain's spaces), from the ledger
+    scale_study.py and chain.py append to."""
     import json
 
     ledger = folder / "ledger.jsonl"
@@ -288,7 +290,7 @@ def run_times(folder: Path) -> str:
     rows: dict[str, float] = {}
     for line in ledger.read_text().splitlines():
         entry = json.loads(line)
-        rows[entry["row"]] = rows.get(entry["row"], 0.0) + float(entry["wall_s"])
+        rows[entry[key]] = rows.get(entry[key], 0.0) + float(entry["wall_s"])
     return "Wall time of the sweeps (2 one-thread jobs): " + ", ".join(f"{r} {s / 60:.0f} min" for r, s in rows.items())
 
 

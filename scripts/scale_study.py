@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 pop.netspaces("collect", str(s.sweep_dir(space)))
                 dest = FINDINGS / f"{row_name(row)}-s{s.seed}-{space}.csv"
                 print(f"{dest.name}: {export(s.sweep_dir(space), dest, study.hash)} models", flush=True)
-                _ledger(row_name(row), s.seed, space, time.perf_counter() - t0)
+                append_ledger(FINDINGS, time.perf_counter() - t0, row=row_name(row), seed=s.seed, space=space)
     if a.plan:
         return 0
     if not_run:
@@ -185,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     return findings.main([])
 
 
-def _ledger(row: str, seed: int, space: str, wall_s: float) -> None:
-    """Wall time of each sweep invocation (a resumed sweep adds a line), for the findings' run times."""
-    FINDINGS.mkdir(parents=True, exist_ok=True)
-    line = {"row": row, "seed": seed, "space": space, "wall_s": round(wall_s, 1), "at": time.strftime("%FT%T%z")}
-    with open(FINDINGS / "ledger.jsonl", "a") as f:
+def append_ledger(folder: Path, wall_s: float, **keys) -> None:
+    """Wall time of one sweep invocation (a resumed sweep adds a line), for the findings' run
+    times; `keys` say which population it trained (row, seed, space)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    line = {**keys, "wall_s": round(wall_s, 1), "at": time.strftime("%FT%T%z")}
+    with open(folder / "ledger.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
 
 

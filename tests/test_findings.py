@@ -152,6 +152,7 @@ def test_the_chain_trains_and_exports_each_population_under_its_protocol(tmp_pat
     assert set(table["epochs"]) == {1} and table["top1_err"].between(0, 100).all()
     body, _ = findings.chain_block(tmp_path / "tables", protocol, "1 epoch, 2 images per class")
     assert "| regnetx → regnety |" in body and "1 of 7 populations" in body
+    assert "Wall time of the sweeps (2 one-thread jobs): regnety " in body  # chain.py's ledger
 
 
 def test_a_started_chain_keeps_its_frozen_plan(tmp_path, monkeypatch, capsys):
