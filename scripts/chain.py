@@ -28,7 +28,6 @@ from scale_study import append_ledger, export  # noqa: E402
 
 PROG = "chain"
 CHAIN_TABLES = findings.TABLES / "chain"
-PLAN_NAME = "plan.json"  # in CHAIN_TABLES: the frozen setting and models per space
 
 
 def choose_setting(chain, study) -> tuple[int, int]:
@@ -42,10 +41,9 @@ def core_seconds_per_model(epochs: int, per_class: int) -> float:
     import pandas as pd
 
     seconds = work = 0.0
-    for path in (findings.TABLES / "scale").glob("*.csv"):
+    for m, path in findings.study_tables(findings.TABLES / "scale"):
         t = pd.read_csv(path)
-        m = findings.NAME.match(path.name)
-        if m and "train_cpu_s" in t and t["train_cpu_s"].notna().all():
+        if "train_cpu_s" in t and t["train_cpu_s"].notna().all():
             seconds += float(t["train_cpu_s"].sum())
             work += len(t) * int(m["epochs"]) * int(m["per_class"])
     if work == 0:
@@ -75,7 +73,7 @@ def plan(a: argparse.Namespace, *, committed: bool = True) -> pop.Setup:
     frozen = findings.chain_plan(CHAIN_TABLES, chain)
     if frozen is not None:
         epochs, per_class, n = frozen["epochs"], frozen["per_class"], frozen["models_per_space"]
-        source = f"frozen in {CHAIN_TABLES / PLAN_NAME} on {frozen['frozen_at']}"
+        source = f"frozen in {CHAIN_TABLES / findings.PLAN_NAME} on {frozen['frozen_at']}"
     else:
         epochs, per_class = choose_setting(chain, study)
         n = models_per_space(chain, core_seconds_per_model(epochs, per_class))
@@ -95,7 +93,7 @@ def freeze(s: pop.Setup) -> None:
 
     from netspaces.record import atomic_target
 
-    path = CHAIN_TABLES / PLAN_NAME
+    path = CHAIN_TABLES / findings.PLAN_NAME
     if path.is_file():
         return
     plan = {"protocol": s.protocol, "epochs": s.epochs, "per_class": s.per_class, "models_per_space": s.n}

@@ -25,6 +25,13 @@ REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "findings.md"
 TABLES = REPO / "docs" / "findings"
 NAME = re.compile(r"^e(?P<epochs>\d+)-pc(?P<per_class>\d+)-s(?P<seed>\d+)-(?P<space>[a-z0-9_]+)\.csv$")
+PLAN_NAME = "plan.json"  # in the chain's folder: its frozen setting and models per space
+
+
+def study_tables(folder: Path) -> list[tuple[re.Match, Path]]:
+    """The scale study's population tables in `folder`, each with its name's parts (epochs,
+    per_class, seed, space), in name order."""
+    return [(m, path) for path in sorted(folder.glob("*.csv")) if (m := NAME.match(path.name))]
 
 
 def read_errors(path: Path) -> tuple[np.ndarray, int, float]:
@@ -61,11 +68,9 @@ def scale_block(folder: Path, study) -> tuple[str, list[tuple[str, bytes]], dict
     a_space, b_space = study["spaces"]
     alpha, power = float(study["alpha"]), float(study["power_target"])
     found: dict[tuple[int, int], dict[int, dict[str, Path]]] = {}
-    for path in sorted(folder.glob("*.csv")):
-        m = NAME.match(path.name)
-        if m:
-            key = (int(m["epochs"]), int(m["per_class"]))
-            found.setdefault(key, {}).setdefault(int(m["seed"]), {})[m["space"]] = path
+    for m, path in study_tables(folder):
+        key = (int(m["epochs"]), int(m["per_class"]))
+        found.setdefault(key, {}).setdefault(int(m["seed"]), {})[m["space"]] = path
     head = (
         f"| epochs | images/class | seed | n ({a_space}, {b_space}) | {a_space} median | {b_space} median | "
         f"difference | KS D | exact p | P({a_space} beats {b_space}) | power at n | models for power "
@@ -244,7 +249,7 @@ def chain_plan(folder: Path, chain) -> dict | None:
     before it started; UserError when it belongs to another version of the chain protocol."""
     from netspaces.record import read_json_object
 
-    path = folder / "plan.json"
+    path = folder / PLAN_NAME
     plan = read_json_object(path) if path.is_file() else None
     if path.is_file() and plan is None:
         raise UserError(f"{path} is not a JSON object; restore it from git (it fixes the chain's populations)")
@@ -303,12 +308,10 @@ def rank_agreement(folder: Path) -> str:
     import pandas as pd
 
     tables: dict[tuple[int, str], dict[str, pd.Series]] = {}
-    for path in sorted(folder.glob("*.csv")):
-        m = NAME.match(path.name)
-        if m:
-            t = pd.read_csv(path).set_index("name")
-            key = (int(m["seed"]), m["space"])
-            tables.setdefault(key, {})[f"e{m['epochs']}-pc{m['per_class']}"] = t["top1_err"][t["status"] == "ok"]
+    for m, path in study_tables(folder):
+        t = pd.read_csv(path).set_index("name")
+        key = (int(m["seed"]), m["space"])
+        tables.setdefault(key, {})[f"e{m['epochs']}-pc{m['per_class']}"] = t["top1_err"][t["status"] == "ok"]
     rhos = [
         a.corr(b.reindex(a.index), method="spearman")
         for rows in tables.values()
