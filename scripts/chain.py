@@ -24,7 +24,6 @@ import findings  # noqa: E402
 import populations as pop  # noqa: E402
 from netspaces.errors import UserError  # noqa: E402
 from netspaces.protocol import load_protocol  # noqa: E402
-from scale_study import append_ledger, export  # noqa: E402
 
 PROG = "chain"
 CHAIN_TABLES = findings.TABLES / "chain"
@@ -107,12 +106,7 @@ def train(s: pop.Setup) -> None:
     freeze(s)
     for space in s.spaces:
         pop.step(f"train {space}")
-        t0 = time.perf_counter()
-        pop.train_population(s, space)
-        pop.netspaces("collect", str(s.sweep_dir(space)))
-        dest = CHAIN_TABLES / f"{space}.csv"
-        print(f"{dest.name}: {export(s.sweep_dir(space), dest, s.protocol)} models", flush=True)
-        append_ledger(CHAIN_TABLES, time.perf_counter() - t0, space=space)
+        pop.train_and_export(s, space, CHAIN_TABLES / f"{space}.csv", s.protocol, {"space": space})
 
 
 def main(argv: list[str] | None = None) -> int:

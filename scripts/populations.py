@@ -22,6 +22,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10"
+KEEP = (  # the columns a findings table keeps (a few KB per population)
+    "status name space regime sample sweep_seed seed flops params acts top1_err top5_err epochs train_time_s train_cpu_s "
+    "identity data schedule depth w0 wa wm group_w bot_mul ds ws gs bs"
+).split()
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,46 @@ def netspaces(*args: str) -> None:
     done = subprocess.run(cmd, cwd=REPO, env=child_env())
     if done.returncode != 0:
         raise SystemExit(f"`netspaces {args[0]}` failed (exit {done.returncode})")
+
+
+def export(sweep_dir: Path, dest: Path, protocol_hash: str) -> int:
+    """The sweep's population table, trimmed to KEEP, as dest; returns its rows. Only records
+    made under `protocol_hash` are exported (anything else in the directory is refused)."""
+    import pandas as pd
+
+    from netspaces.errors import UserError
+    from netspaces.record import atomic_target, find_records, table_row
+
+    records = find_records(sweep_dir)
+    other = sorted({str((r.get("config") or {}).get("protocol")) for r in records} - {protocol_hash})
+    if other:
+        raise UserError(f"{sweep_dir} holds records of protocol {', '.join(other)}, not {protocol_hash}")
+    rows = [table_row(r) for r in sorted(records, key=lambda r: r.get("sample") or 0)]
+    table = pd.DataFrame(rows)
+    table = table[[c for c in KEEP if c in table.columns]].assign(protocol=protocol_hash)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_target(dest) as tmp:  # fsynced, renamed: never half a table
+        table.to_csv(tmp, index=False)
+    return len(table)
+
+
+def append_ledger(folder: Path, wall_s: float, **keys) -> None:
+    """Wall time of one sweep invocation (a resumed sweep adds a line), for the findings' run
+    times; `keys` say which population it trained (row, seed, space)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    line = {**keys, "wall_s": round(wall_s, 1), "at": time.strftime("%FT%T%z")}
+    with open(folder / "ledger.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def train_and_export(s: Setup, space: str, dest: Path, protocol_hash: str, ledger: dict) -> None:
+    """Train (or finish) one population, collect it, export its table as dest and add its wall
+    time, keyed by `ledger` (row, seed, space), to the ledger beside dest."""
+    t0 = time.perf_counter()
+    train_population(s, space)
+    netspaces("collect", str(s.sweep_dir(space)))
+    print(f"{dest.name}: {export(s.sweep_dir(space), dest, protocol_hash)} models", flush=True)
+    append_ledger(dest.parent, time.perf_counter() - t0, **ledger)
 
 
 def analyze(s: Setup, out: Path, *, n_boot: int = 10_000) -> dict:

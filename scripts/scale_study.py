@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,10 +27,6 @@ from netspaces.protocol import load_protocol  # noqa: E402
 
 PROG = "scale-study"
 FINDINGS = pop.REPO / "docs" / "findings" / "scale"
-KEEP = (  # the columns a findings table keeps (a few KB per population)
-    "status name space regime sample sweep_seed seed flops params acts top1_err top5_err epochs train_time_s train_cpu_s "
-    "identity data schedule depth w0 wa wm group_w bot_mul ds ws gs bs"
-).split()
 
 
 def row_name(row: dict) -> str:
@@ -71,26 +66,6 @@ def spent_core_seconds(sweep_dirs: list[Path]) -> tuple[float, float]:
             cfg = r.get("config") or {}
             work += float(r.get("epochs") or 0) * float((cfg.get("data") or {}).get("limit_per_class") or 0)
     return seconds, work
-
-
-def export(sweep_dir: Path, dest: Path, protocol_hash: str) -> int:
-    """The sweep's population table, trimmed to KEEP, as dest; returns its rows. Only records
-    made under `protocol_hash` are exported (anything else in the directory is refused)."""
-    import pandas as pd
-
-    from netspaces.record import atomic_target, find_records, table_row
-
-    records = find_records(sweep_dir)
-    other = sorted({str((r.get("config") or {}).get("protocol")) for r in records} - {protocol_hash})
-    if other:
-        raise UserError(f"{sweep_dir} holds records of protocol {', '.join(other)}, not {protocol_hash}")
-    rows = [table_row(r) for r in sorted(records, key=lambda r: r.get("sample") or 0)]
-    table = pd.DataFrame(rows)
-    table = table[[c for c in KEEP if c in table.columns]].assign(protocol=protocol_hash)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_target(dest) as tmp:  # fsynced, renamed: never half a table
-        table.to_csv(tmp, index=False)
-    return len(table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             if a.plan:
                 print(f"  {row_name(first)} seed {seed} {space}: reused from {src}")
             elif src.is_dir():
-                print(f"{dest.name}: {export(src, dest, base.hash)} models (reused: {src})", flush=True)
+                print(f"{dest.name}: {pop.export(src, dest, base.hash)} models (reused: {src})", flush=True)
             elif not dest.is_file():
                 print(f"WARNING: {src} is missing: row {row_name(first)} seed {seed} {space} has no table", flush=True)
 
@@ -161,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in group:
                 for space in (sp for sp in s.spaces if s.sweep_dir(sp).is_dir()):
                     dest = FINDINGS / f"{row_name(row)}-s{s.seed}-{space}.csv"
-                    print(f"{dest.name}: {export(s.sweep_dir(space), dest, study.hash)} models so far", flush=True)
+                    print(f"{dest.name}: {pop.export(s.sweep_dir(space), dest, study.hash)} models so far", flush=True)
             continue
         if spent + left > cap:
             print(f"CAP: row {row_name(row)} would take the study past {cap / 3600:g} core-hours: not run", flush=True)
@@ -170,12 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in group:
             for space in s.spaces:
                 pop.step(f"{row_name(row)} seed {s.seed}: train {space}")
-                t0 = time.perf_counter()
-                pop.train_population(s, space)
-                pop.netspaces("collect", str(s.sweep_dir(space)))
                 dest = FINDINGS / f"{row_name(row)}-s{s.seed}-{space}.csv"
-                print(f"{dest.name}: {export(s.sweep_dir(space), dest, study.hash)} models", flush=True)
-                append_ledger(FINDINGS, time.perf_counter() - t0, row=row_name(row), seed=s.seed, space=space)
+                pop.train_and_export(s, space, dest, study.hash, {"row": row_name(row), "seed": s.seed, "space": space})
     if a.plan:
         return 0
     if not_run:
@@ -183,15 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     import findings
 
     return findings.main([])
-
-
-def append_ledger(folder: Path, wall_s: float, **keys) -> None:
-    """Wall time of one sweep invocation (a resumed sweep adds a line), for the findings' run
-    times; `keys` say which population it trained (row, seed, space)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    line = {**keys, "wall_s": round(wall_s, 1), "at": time.strftime("%FT%T%z")}
-    with open(folder / "ledger.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
 
 
 if __name__ == "__main__":
