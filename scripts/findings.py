@@ -146,7 +146,7 @@ def chain_block(folder: Path, chain, setting: str) -> tuple[str, list[tuple[str,
 
     errors = {sp: read_errors(folder / f"{sp}.csv") for sp in chain["spaces"] if (folder / f"{sp}.csv").is_file()}
     if not errors:
-        return "(not run yet)", []
+        return f"Setting: {setting}; no population finished yet.", []
     core_h = sum(e[2] for e in errors.values()) / 3600
     lines = [
         f"Setting: {setting}; {len(errors)} of {len(chain['spaces'])} populations, {core_h:.2f} core-hours of training.",
