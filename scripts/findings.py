@@ -293,10 +293,17 @@ def run_times(folder: Path, key: str = "row") -> str:
     if not ledger.is_file():
         return ""
     rows: dict[str, float] = {}
-    for line in ledger.read_text().splitlines():
-        entry = json.loads(line)
-        rows[entry[key]] = rows.get(entry[key], 0.0) + float(entry["wall_s"])
-    return "Wall time of the sweeps (2 one-thread jobs): " + ", ".join(f"{r} {s / 60:.0f} min" for r, s in rows.items())
+    cut = 0
+    for entry in map(json.loads, ledger.read_text().splitlines()):
+        if "wall_s" in entry:  # not the line an invocation writes when it starts
+            rows[entry[key]] = rows.get(entry[key], 0.0) + float(entry["wall_s"])
+            cut += bool(entry.get("cut"))
+    note = f" ({cut} invocation{'s' * (cut > 1)} cut by a stop, counted to the last finished model)" if cut else ""
+    return (
+        "Wall time of the sweeps (2 one-thread jobs): "
+        + ", ".join(f"{r} {s / 60:.0f} min" for r, s in rows.items())
+        + note
+    )
 
 
 def rank_agreement(folder: Path) -> str:

@@ -251,18 +251,50 @@ def export(sweep_dir: Path, dest: Path, protocol_hash: str) -> int:
     return len(table)
 
 
+LEDGER = "ledger.jsonl"  # beside a findings table: one line per invocation that trained it
+
+
+def _ledger_write(folder: Path, line: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LEDGER, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 def append_ledger(folder: Path, wall_s: float, **keys) -> None:
     """Wall time of one sweep invocation (a resumed sweep adds a line), for the findings' run
     times; `keys` say which population it trained (row, seed, space)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    line = {**keys, "wall_s": round(wall_s, 1), "at": time.strftime("%FT%T%z")}
-    with open(folder / "ledger.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
+    _ledger_write(folder, {**keys, "wall_s": round(wall_s, 1), "at": time.strftime("%FT%T%z")})
+
+
+def open_ledger(folder: Path, sweep_dir: Path, **keys) -> None:
+    """Note that an invocation starts. An earlier one that was killed (its start line has no
+    wall line after it) is first closed, timed to its last finished model: a run cut by a stop
+    still counts in the run times, not the model it lost."""
+    from datetime import datetime
+
+    from netspaces.record import find_records
+
+    path = folder / LEDGER
+    mine = (
+        [e for e in map(json.loads, path.read_text().splitlines()) if all(e.get(k) == v for k, v in keys.items())]
+        if path.is_file()
+        else []
+    )
+    if mine and "started" in mine[-1]:
+        began = datetime.fromisoformat(mine[-1]["started"])
+        ends = [datetime.fromisoformat(r["finished_at"]) for r in find_records(sweep_dir) if r.get("finished_at")]
+        end = max([e for e in ends if e > began], default=began)
+        _ledger_write(
+            folder,
+            {**keys, "wall_s": round((end - began).total_seconds(), 1), "at": end.strftime("%FT%T%z"), "cut": True},
+        )
+    _ledger_write(folder, {**keys, "started": time.strftime("%FT%T%z")})
 
 
 def train_and_export(s: Setup, space: str, dest: Path, protocol_hash: str, ledger: dict) -> None:
     """Train (or finish) one population, collect it, export its table as dest and add its wall
     time, keyed by `ledger` (row, seed, space), to the ledger beside dest."""
+    open_ledger(dest.parent, s.sweep_dir(space), **ledger)
     t0 = time.perf_counter()
     train_population(s, space)
     netspaces("collect", str(s.sweep_dir(space)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -176,3 +177,32 @@ def test_a_started_chain_keeps_its_frozen_plan(tmp_path, monkeypatch, capsys):
     (tmp_path / "plan.json").write_text(json.dumps({**plan, "protocol": "0123456789ab"}))
     with pytest.raises(chain.UserError, match="made under chain protocol 0123456789ab"):
         chain.plan(a, committed=False)
+
+
+def test_a_run_cut_by_a_stop_still_counts_in_the_run_times(tmp_path):
+    import json
+
+    import populations as pop
+
+    sweep, tables = tmp_path / "sweep", tmp_path / "tables"
+    pop.open_ledger(tables, sweep, space="regnetx")  # the first invocation starts ... and is killed
+    began = json.loads((tables / pop.LEDGER).read_text())["started"]
+    t0 = datetime.fromisoformat(began)
+    for i, minutes in enumerate((3, 7)):  # the two models it finished before the kill
+        (sweep / f"sample_{i:03d}").mkdir(parents=True)
+        done = (t0 + timedelta(minutes=minutes)).isoformat()
+        (sweep / f"sample_{i:03d}" / "result.json").write_text(json.dumps({"status": "ok", "finished_at": done}))
+    pop.open_ledger(tables, sweep, space="regnetx")  # the rerun closes the cut invocation first
+    pop.append_ledger(tables, 180.0, space="regnetx")  # ... and finishes in 3 minutes
+    pop.open_ledger(tables, sweep, space="regnety")
+    pop.append_ledger(tables, 60.0, space="regnety")
+    lines = [json.loads(line) for line in (tables / pop.LEDGER).read_text().splitlines()]
+    assert [(e["space"], e.get("wall_s"), e.get("cut")) for e in lines if "wall_s" in e] == [
+        ("regnetx", 420.0, True),  # to its last finished model, 7 minutes in
+        ("regnetx", 180.0, None),
+        ("regnety", 60.0, None),
+    ]
+    assert findings.run_times(tables, key="space") == (
+        "Wall time of the sweeps (2 one-thread jobs): regnetx 10 min, regnety 1 min "
+        "(1 invocation cut by a stop, counted to the last finished model)"
+    )
