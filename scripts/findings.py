@@ -155,16 +155,16 @@ def chain_block(folder: Path, chain, setting: str) -> tuple[str, list[tuple[str,
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for step in chain["steps"]:
-        a, b = step["from"], step["to"]
+        a, b, claim = step["from"], step["to"], step["claim"].replace("_", " ")
         if a not in errors or b not in errors:
-            lines.append(f"| {a} → {b} | {step['paper']} | {step['claim']} | not run | | | | | |")
+            lines.append(f"| {a} → {b} | {step['paper']} | {claim} | not run | | | | | |")
             continue
         (xa, na, _), (xb, nb, _) = errors[a], errors[b]
         diff = stats.median_diff_ci(xb, xa)
         p, _ = ks_pvalue(xa, xb)
         ma, mb = float(np.median(xa)), float(np.median(xb))
         lines.append(
-            f"| {a} → {b} | {step['paper']} | {step['claim'].replace('_', ' ')} | {len(xa)}/{na}, {len(xb)}/{nb} | "
+            f"| {a} → {b} | {step['paper']} | {claim} | {len(xa)}/{na}, {len(xb)}/{nb} | "
             f"{ma:.2f} {stats.ci_text(stats.median_ci(xa), 2)} → {mb:.2f} {stats.ci_text(stats.median_ci(xb), 2)} | "
             f"{diff['estimate']:+.2f} {stats.ci_text(diff, 2)} | {ks_statistic(xa, xb):.3f} | "
             f"{p:.3g} | **{step_verdict(step['claim'], diff, p, mb, ma)}** |"
