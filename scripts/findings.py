@@ -289,7 +289,9 @@ def run_times(folder: Path, key: str = "row") -> str:
     scale_study.py and chain.py append to."""
     import json
 
-    ledger = folder / "ledger.jsonl"
+    from populations import LEDGER
+
+    ledger = folder / LEDGER
     if not ledger.is_file():
         return ""
     rows: dict[str, float] = {}
