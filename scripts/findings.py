@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     base = load_protocol(study["base"])
     body, plots, statuses = scale_block(TABLES / "scale", study)
     notes = [line for line in (rank_agreement(TABLES / "scale"), run_times(TABLES / "scale")) if line]
-    body = f"Study {study.label} over {base.label}.\n\n{body}" + "".join(f"\n\n{line}." for line in notes)
+    body = f"Protocol {study.label}, over {base.label}.\n\n{body}" + "".join(f"\n\n{line}." for line in notes)
     for name, png in plots:
         (TABLES / "scale" / name).write_bytes(png)
     images = "\n".join(f"![{n}](findings/scale/{n})" for n, _ in plots)
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, png in chain_plots:
         (TABLES / "chain" / name).write_bytes(png)
     chain_images = "\n".join(f"![{n}](findings/chain/{n})" for n, _ in chain_plots)
-    chain_body = f"Chain {chain.label} over {load_protocol(chain['base']).label}.\n\n{chain_body}"
+    chain_body = f"Protocol {chain.label}, over {load_protocol(chain['base']).label}.\n\n{chain_body}"
     text = replace_block(text, "chain", f"{chain_body}\n\n{chain_images}" if chain_images else chain_body)
     DOC.write_text(text)
     print(f"{DOC.relative_to(REPO)}: scale study ({len(plots)} rows with data), chain ({len(chain_plots)} plot)")

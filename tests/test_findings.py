@@ -21,7 +21,7 @@ def test_the_findings_document_is_what_its_tables_give():
     body, plots, statuses = findings.scale_block(findings.TABLES / "scale", study)
     text = findings.DOC.read_text()
     block = text.split("<!-- findings:scale -->\n", 1)[1].split("\n<!-- /findings:scale -->", 1)[0]
-    assert body in block and block.startswith(f"Study {study.label}")  # then the table, then the images
+    assert body in block and block.startswith(f"Protocol {study.label}, over ")  # then the table, then the images
     assert all((findings.TABLES / "scale" / name).is_file() for name, _ in plots)
     assert len(plots) >= 1 and "| 5 | 500 | 100 | 20/20, 20/20 |" in body  # the protocol's seeds are the first row
     assert statuses[(5, 500)] == "not decisive"  # p = 0.004, 0.012, 0.034 against alpha 1e-3
