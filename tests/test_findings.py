@@ -27,6 +27,16 @@ def test_the_findings_document_is_what_its_tables_give():
     assert statuses[(5, 500)] == "not decisive"  # p = 0.004, 0.012, 0.034 against alpha 1e-3
     agreement = findings.rank_agreement(findings.TABLES / "scale")
     assert agreement in block and agreement.endswith("pairs of rows)")  # seeds 200, 201: two rows each
+    chain = load_protocol("chain")
+    chain_body, _ = findings.chain_block(
+        findings.TABLES / "chain", chain, findings.chain_setting_text(study, statuses, chain)
+    )
+    chain_doc = text.split("<!-- findings:chain -->\n", 1)[1].split("\n<!-- /findings:chain -->", 1)[0]
+    assert chain_body in chain_doc and "48 models per space (frozen on" in chain_body  # the committed plan's
+    done = [line for line in chain_body.splitlines() if line.startswith("| anynetx_") and "| not run |" not in line]
+    assert len(done) >= 1 and all(
+        line.endswith(("**agree** |", "**disagree** |", "**inconclusive** |")) for line in done
+    )
 
 
 def test_the_study_is_declared_and_its_plan_fits_the_cap(tmp_path):
