@@ -295,16 +295,21 @@ def run_times(folder: Path, key: str = "row") -> str:
     if not ledger.is_file():
         return ""
     rows: dict[str, float] = {}
-    cut = 0
+    cut = idle = 0
     for entry in map(json.loads, ledger.read_text().splitlines()):
-        if "wall_s" in entry:  # not the line an invocation writes when it starts
-            rows[entry[key]] = rows.get(entry[key], 0.0) + float(entry["wall_s"])
-            cut += bool(entry.get("cut"))
-    note = f" ({cut} invocation{'s' * (cut > 1)} cut by a stop, counted to the last finished model)" if cut else ""
+        if "wall_s" not in entry:  # the line an invocation writes when it starts
+            continue
+        if entry.get("models") == 0 and not entry.get("cut"):  # a re-run that found every model finished
+            idle += 1
+            continue
+        rows[entry[key]] = rows.get(entry[key], 0.0) + float(entry["wall_s"])
+        cut += bool(entry.get("cut"))
+    notes = [f"{cut} invocation{'s' * (cut > 1)} cut by a stop, counted to the last finished model"] * bool(cut)
+    notes += [f"{idle} re-run{'s' * (idle > 1)} that finished no model not counted"] * bool(idle)
     return (
         "Wall time of the sweeps (2 one-thread jobs): "
         + ", ".join(f"{r} {s / 60:.0f} min" for r, s in rows.items())
-        + note
+        + (f" ({'; '.join(notes)})" if notes else "")
     )
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -260,20 +261,25 @@ def _ledger_write(folder: Path, line: dict) -> None:
         f.write(json.dumps(line) + "\n")
 
 
-def append_ledger(folder: Path, wall_s: float, **keys) -> None:
+def append_ledger(folder: Path, wall_s: float, sweep_dir: Path, began: datetime, **keys) -> None:
     """Wall time of one sweep invocation (a resumed sweep adds a line), for the findings' run
-    times; `keys` say which population it trained (row, seed, space)."""
-    _ledger_write(folder, {**keys, "wall_s": round(wall_s, 1), "at": time.strftime("%FT%T%z")})
+    times, and how many models it finished (0: a re-run over a finished population, which the
+    run times leave out); `keys` say which population it trained (row, seed, space)."""
+    line = {**keys, "wall_s": round(wall_s, 1), "models": len(_finished_since(sweep_dir, began))}
+    _ledger_write(folder, {**line, "at": time.strftime("%FT%T%z")})
 
 
-def open_ledger(folder: Path, sweep_dir: Path, **keys) -> None:
-    """Note that an invocation starts. An earlier one that was killed (its start line has no
-    wall line after it) is first closed, timed to its last finished model: a run cut by a stop
-    still counts in the run times, not the model it lost."""
-    from datetime import datetime
-
+def _finished_since(sweep_dir: Path, began: datetime) -> list[datetime]:
     from netspaces.record import find_records
 
+    ends = [datetime.fromisoformat(r["finished_at"]) for r in find_records(sweep_dir) if r.get("finished_at")]
+    return [e for e in ends if e > began]
+
+
+def open_ledger(folder: Path, sweep_dir: Path, **keys) -> datetime:
+    """Note that an invocation starts, and return when. An earlier one that was killed (its
+    start line has no wall line after it) is first closed, timed to its last finished model: a
+    run cut by a stop still counts in the run times, not the model it lost."""
     path = folder / LEDGER
     mine = (
         [e for e in map(json.loads, path.read_text().splitlines()) if all(e.get(k) == v for k, v in keys.items())]
@@ -282,24 +288,24 @@ def open_ledger(folder: Path, sweep_dir: Path, **keys) -> None:
     )
     if mine and "started" in mine[-1]:
         began = datetime.fromisoformat(mine[-1]["started"])
-        ends = [datetime.fromisoformat(r["finished_at"]) for r in find_records(sweep_dir) if r.get("finished_at")]
-        end = max([e for e in ends if e > began], default=began)
-        _ledger_write(
-            folder,
-            {**keys, "wall_s": round((end - began).total_seconds(), 1), "at": end.strftime("%FT%T%z"), "cut": True},
-        )
-    _ledger_write(folder, {**keys, "started": time.strftime("%FT%T%z")})
+        ends = _finished_since(sweep_dir, began)
+        end = max(ends, default=began)
+        line = {**keys, "wall_s": round((end - began).total_seconds(), 1), "models": len(ends)}
+        _ledger_write(folder, {**line, "at": end.strftime("%FT%T%z"), "cut": True})
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    _ledger_write(folder, {**keys, "started": now.strftime("%FT%T%z")})
+    return now
 
 
 def train_and_export(s: Setup, space: str, dest: Path, protocol_hash: str, ledger: dict) -> None:
     """Train (or finish) one population, collect it, export its table as dest and add its wall
     time, keyed by `ledger` (row, seed, space), to the ledger beside dest."""
-    open_ledger(dest.parent, s.sweep_dir(space), **ledger)
+    began = open_ledger(dest.parent, s.sweep_dir(space), **ledger)
     t0 = time.perf_counter()
     train_population(s, space)
     netspaces("collect", str(s.sweep_dir(space)))
     print(f"{dest.name}: {export(s.sweep_dir(space), dest, protocol_hash)} models", flush=True)
-    append_ledger(dest.parent, time.perf_counter() - t0, **ledger)
+    append_ledger(dest.parent, time.perf_counter() - t0, s.sweep_dir(space), began, **ledger)
 
 
 def analyze(s: Setup, out: Path, *, n_boot: int = 10_000) -> dict:

@@ -189,30 +189,47 @@ def test_a_started_chain_keeps_its_frozen_plan(tmp_path, monkeypatch, capsys):
         chain.plan(a, committed=False)
 
 
-def test_a_run_cut_by_a_stop_still_counts_in_the_run_times(tmp_path):
+def test_a_run_cut_by_a_stop_still_counts_in_the_run_times_and_a_rerun_that_trains_nothing_does_not(
+    tmp_path, monkeypatch
+):
     import json
+    from datetime import timezone
 
     import populations as pop
 
+    class Clock(datetime):  # the ledger's clock, moved by hand between invocations
+        at = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+        @classmethod
+        def now(cls, tz=None):
+            return cls.at
+
+    monkeypatch.setattr(pop, "datetime", Clock)
     sweep, tables = tmp_path / "sweep", tmp_path / "tables"
-    pop.open_ledger(tables, sweep, space="regnetx")  # the first invocation starts ... and is killed
-    began = json.loads((tables / pop.LEDGER).read_text())["started"]
-    t0 = datetime.fromisoformat(began)
-    for i, minutes in enumerate((3, 7)):  # the two models it finished before the kill
+
+    def finish(i: int, at: datetime) -> None:
         (sweep / f"sample_{i:03d}").mkdir(parents=True)
-        done = (t0 + timedelta(minutes=minutes)).isoformat()
-        (sweep / f"sample_{i:03d}" / "result.json").write_text(json.dumps({"status": "ok", "finished_at": done}))
-    pop.open_ledger(tables, sweep, space="regnetx")  # the rerun closes the cut invocation first
-    pop.append_ledger(tables, 180.0, space="regnetx")  # ... and finishes in 3 minutes
-    pop.open_ledger(tables, sweep, space="regnety")
-    pop.append_ledger(tables, 60.0, space="regnety")
+        record = {"status": "ok", "finished_at": at.isoformat()}
+        (sweep / f"sample_{i:03d}" / "result.json").write_text(json.dumps(record))
+
+    t0 = pop.open_ledger(tables, sweep, space="regnetx")  # the first invocation starts ... and is killed
+    assert json.loads((tables / pop.LEDGER).read_text())["started"] == t0.strftime("%FT%T%z")
+    for i, minutes in enumerate((3, 7)):  # after the two models it finished
+        finish(i, t0 + timedelta(minutes=minutes))
+    Clock.at = t0 + timedelta(minutes=20)
+    t1 = pop.open_ledger(tables, sweep, space="regnetx")  # the rerun closes the cut invocation first
+    finish(2, t1 + timedelta(seconds=90))
+    pop.append_ledger(tables, 180.0, sweep, t1, space="regnetx")  # ... and finishes the third in 3 minutes
+    Clock.at = t1 + timedelta(minutes=10)
+    t2 = pop.open_ledger(tables, sweep, space="regnetx")  # `make figures` again: every model is done
+    pop.append_ledger(tables, 23.0, sweep, t2, space="regnetx")
     lines = [json.loads(line) for line in (tables / pop.LEDGER).read_text().splitlines()]
-    assert [(e["space"], e.get("wall_s"), e.get("cut")) for e in lines if "wall_s" in e] == [
-        ("regnetx", 420.0, True),  # to its last finished model, 7 minutes in
-        ("regnetx", 180.0, None),
-        ("regnety", 60.0, None),
+    assert [(e["space"], e.get("wall_s"), e.get("models"), e.get("cut")) for e in lines if "wall_s" in e] == [
+        ("regnetx", 420.0, 2, True),  # to its last finished model, 7 minutes in
+        ("regnetx", 180.0, 1, None),
+        ("regnetx", 23.0, 0, None),
     ]
     assert findings.run_times(tables, key="space") == (
-        "Wall time of the sweeps (2 one-thread jobs): regnetx 10 min, regnety 1 min "
-        "(1 invocation cut by a stop, counted to the last finished model)"
+        "Wall time of the sweeps (2 one-thread jobs): regnetx 10 min "
+        "(1 invocation cut by a stop, counted to the last finished model; 1 re-run that finished no model not counted)"
     )
