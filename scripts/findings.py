@@ -287,16 +287,14 @@ def replace_block(text: str, name: str, body: str) -> str:
 def run_times(folder: Path, key: str = "row") -> str:
     """Wall time of the sweeps per `key` (the study's rows, the chain's spaces), from the ledger
     scale_study.py and chain.py append to."""
-    import json
+    from populations import read_ledger
 
-    from populations import LEDGER
-
-    ledger = folder / LEDGER
-    if not ledger.is_file():
+    entries = read_ledger(folder)
+    if not entries:
         return ""
     rows: dict[str, float] = {}
     cut = idle = 0
-    for entry in map(json.loads, ledger.read_text().splitlines()):
+    for entry in entries:
         if "wall_s" not in entry:  # the line an invocation writes when it starts
             continue
         if entry.get("models") == 0 and not entry.get("cut"):  # a re-run that found every model finished

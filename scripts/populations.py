@@ -255,6 +255,12 @@ def export(sweep_dir: Path, dest: Path, protocol_hash: str) -> int:
 LEDGER = "ledger.jsonl"  # beside a findings table: one line per invocation that trained it
 
 
+def read_ledger(folder: Path) -> list[dict]:
+    """The ledger's lines beside a findings table, oldest first; [] before the first run."""
+    path = folder / LEDGER
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
 def _ledger_write(folder: Path, line: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LEDGER, "a") as f:
@@ -266,7 +272,7 @@ def append_ledger(folder: Path, wall_s: float, sweep_dir: Path, began: datetime,
     times, and how many models it finished (0: a re-run over a finished population, which the
     run times leave out); `keys` say which population it trained (row, seed, space)."""
     line = {**keys, "wall_s": round(wall_s, 1), "models": len(_finished_since(sweep_dir, began))}
-    _ledger_write(folder, {**line, "at": time.strftime("%FT%T%z")})
+    _ledger_write(folder, {**line, "at": datetime.now(timezone.utc).strftime("%FT%T%z")})
 
 
 def _finished_since(sweep_dir: Path, began: datetime) -> list[datetime]:
@@ -280,12 +286,7 @@ def open_ledger(folder: Path, sweep_dir: Path, **keys) -> datetime:
     """Note that an invocation starts, and return when. An earlier one that was killed (its
     start line has no wall line after it) is first closed, timed to its last finished model: a
     run cut by a stop still counts in the run times, not the model it lost."""
-    path = folder / LEDGER
-    mine = (
-        [e for e in map(json.loads, path.read_text().splitlines()) if all(e.get(k) == v for k, v in keys.items())]
-        if path.is_file()
-        else []
-    )
+    mine = [e for e in read_ledger(folder) if all(e.get(k) == v for k, v in keys.items())]
     if mine and "started" in mine[-1]:
         began = datetime.fromisoformat(mine[-1]["started"])
         ends = _finished_since(sweep_dir, began)
